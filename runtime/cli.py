@@ -1,2 +1,108 @@
-def main() -> int:
+"""The ``kemi`` command: run, check, generate, build."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .core.log import LOG
+
+
+def _defines(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        name, _, value = item.partition("=")
+        out[name] = value
+    return out
+
+
+def _load(args: argparse.Namespace) -> object:
+    from .config import ConfigError, load_config
+    from .dispatch import StartupError
+    from .router import Router
+
+    try:
+        cfg = load_config(args.config, defines=_defines(args.define))
+    except ConfigError as exc:
+        print(f"kemi: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.debug is not None:
+        cfg.globals["debug"] = args.debug
+    if getattr(args, "foreground", False):
+        cfg.globals["fork"] = False
+    try:
+        return Router(cfg)
+    except (StartupError, ConfigError) as exc:
+        print(f"kemi: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .dispatch import StartupError
+    from .server import Server
+
+    router = _load(args)
+    if isinstance(router, int):
+        return router
+    try:
+        return Server(router).run()  # type: ignore[arg-type]
+    except StartupError as exc:
+        print(f"kemi: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    LOG.level = -10  # warnings are printed below, once
+    router = _load(args)
+    if isinstance(router, int):
+        return router
+    for w in router.warnings:  # type: ignore[attr-defined]
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{args.config}: ok", file=sys.stderr)
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pykemi.codegen.cli import run
+
+    return run(args)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .dispatch_build import build_inplace
+
+    print(build_inplace(verbose=args.verbose))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="kemi", description="pykemi: KEMI SIP router and generator")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    for name, helptext in (("run", "run the router"), ("check", "validate a config (kamailio -c)")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("config", type=Path)
+        sp.add_argument("-D", "--define", action="append", help="#!define NAME[=VALUE]")
+        sp.add_argument("--debug", type=int, default=None, help="override debug=")
+        if name == "run":
+            sp.add_argument("-F", "--foreground", action="store_true", help="fork=no")
+        sp.set_defaults(func=cmd_run if name == "run" else cmd_check)
+
+    from pykemi.codegen.cli import add_arguments
+
+    gp = sub.add_parser("generate", help="regenerate generated/ from the specs")
+    add_arguments(gp)
+    gp.set_defaults(func=cmd_generate)
+
+    bp = sub.add_parser("build", help="compile the C dispatch extension in place")
+    bp.add_argument("--verbose", "-v", action="store_true")
+    bp.set_defaults(func=cmd_build)
+
+    args = p.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""C target: the ABI header, sr_kemi_t tables, the slot table and the trampolines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from ..models import Export, Spec
+from ..render import banner
+from ..types import MAX_PARAMS, TYPES, all_signatures, ret_code, signature_code
+
+KEMIP = [
+    ("SR_KEMIP_NONE", "(0)"),
+    ("SR_KEMIP_INT", "(1 << 0)"),
+    ("SR_KEMIP_STR", "(1 << 1)"),
+    ("SR_KEMIP_BOOL", "(1 << 2)"),
+    ("SR_KEMIP_XVAL", "(1 << 3)"),
+    ("SR_KEMIP_NULL", "(1 << 4)"),
+    ("SR_KEMIP_DICT", "(1 << 5)"),
+    ("SR_KEMIP_ARRAY", "(1 << 6)"),
+    ("SR_KEMIP_LONG", "(1 << 7)"),
+]
+
+
+@dataclass(frozen=True)
+class TrampArg:
+    n: int
+    type: str
+    c_type: str  # as the C export takes it
+    decl: str  # as the trampoline takes it
+    pass_: str
+
+    @property
+    def pass_expr(self) -> str:
+        return self.pass_
+
+
+def _args(params: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
+    for n, t in enumerate(params, start=1):
+        if t == "str":
+            out.append(
+                {"n": n, "type": t, "c_type": "str *", "decl": f"const char *s{n}, int l{n}",
+                 "pass": f"&p{n}"}
+            )  # fmt: skip
+        else:
+            out.append({"n": n, "type": t, "c_type": "int", "decl": f"int i{n}", "pass": f"i{n}"})
+    return out
+
+
+def trampolines() -> list[dict[str, Any]]:
+    """One per (return kind, parameter list): 2 x 127."""
+    out = []
+    for rcode in ("i", "x"):
+        for params in all_signatures():
+            out.append(
+                {
+                    "rcode": rcode,
+                    "sig": signature_code(list(params)),
+                    "c_ret": "sr_kemi_xval_t *" if rcode == "x" else "int",
+                    "bad": "&_kemi_xval_bad" if rcode == "x" else "-127",
+                    "args": _args(params),
+                }
+            )
+    return out
+
+
+def c_decl(e: Export) -> str:
+    ret = TYPES[e.ret].c_ret
+    params = "".join(", " + TYPES[p.type].c_param for p in e.params)
+    return f"extern {ret} {e.impl}(sip_msg_t *{params})"
+
+
+def _export_row(e: Export) -> dict[str, Any]:
+    ptypes = [TYPES[p.type].sr_kemip for p in e.params]
+    ptypes += ["SR_KEMIP_NONE"] * (MAX_PARAMS - len(ptypes))
+    return {
+        "submodule": e.submodule,
+        "name": e.name,
+        "rtype": TYPES[e.ret].sr_kemip,
+        "func": f"(void *){e.impl}" if e.impl_kind == "c" else "NULL",
+        "ptypes": ptypes,
+    }
+
+
+def emit_exports(spec: Spec, env: jinja2.Environment, path: str) -> str:
+    """The sr_kemi_t tables of ``spec`` (also used for out-of-tree C modules)."""
+    modules = [{"name": m.name, "exports": [_export_row(e) for e in m.exports]} for m in spec.modules]
+    decls = sorted({c_decl(e) for e in spec.exports if e.impl_kind == "c"})
+    return env.get_template("c/kemi_exports.c.j2").render(
+        banner=banner(path, sorted({m.spec_file for m in spec.modules})),
+        spec_hash=spec.hash,
+        modules=modules,
+        c_decls=decls,
+    )
+
+
+def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
+    sources = sorted({m.spec_file for m in spec.modules})
+    ctx = {
+        "spec_hash": spec.hash,
+        "kemip": KEMIP,
+        "max_params": MAX_PARAMS,
+        "trampolines": trampolines(),
+    }
+    out = {}
+    for name, tpl in (
+        ("c/kemi.h", "c/kemi.h.j2"),
+        ("c/kemi_cdef.h", "c/kemi_cdef.h.j2"),
+        ("c/kemi_dispatch_cdef.h", "c/kemi_dispatch_cdef.h.j2"),
+        ("c/kemi_dispatch.c", "c/kemi_dispatch.c.j2"),
+    ):
+        out[name] = env.get_template(tpl).render(banner=banner(name, sources), **ctx)
+    out["c/kemi_exports.c"] = emit_exports(spec, env, "c/kemi_exports.c")
+    return out
+
+
+__all__ = ["emit", "emit_exports", "ret_code", "trampolines"]

@@ -1,0 +1,281 @@
+"""The C side of dispatch: the compiled glue, the host API, and invokers for C exports.
+
+C exports live in sr_kemi_t tables (generated) inside cffi extensions; at
+startup their function pointers are stored in the C slot table, and each
+invoker calls the trampoline of its signature with the slot index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .core.context import CURRENT
+from .core.log import log
+
+if TYPE_CHECKING:
+    from .dispatch import ExportInfo, Invoker, Registry
+
+SR_KEMIP_NONE = 0
+SR_KEMIP_INT = 1 << 0
+SR_KEMIP_STR = 1 << 1
+SR_KEMIP_BOOL = 1 << 2
+SR_KEMIP_XVAL = 1 << 3
+SR_KEMIP_NULL = 1 << 4
+SR_KEMIP_LONG = 1 << 7
+
+_ext: Any = None
+
+
+def extension() -> Any:
+    """The compiled dispatch extension (imported once; a clear error when missing or stale)."""
+    global _ext
+    if _ext is None:
+        from .dispatch import StartupError
+
+        try:
+            from . import _kemi_dispatch  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise StartupError(
+                f"the C dispatch extension is not built ({exc}); run `pip install -e .` "
+                "or `kemi build`"
+            ) from exc
+        _ext = _kemi_dispatch
+        _install_host(_ext.ffi, _ext.lib)
+    return _ext
+
+
+def spec_hash_of(ffi: Any, lib: Any) -> str:
+    return str(ffi.string(lib.kemi_spec_hash).decode())
+
+
+# -- host API: what C modules call ------------------------------------------------------------
+
+_keep: list[Any] = []  # buffers handed to C stay alive for the current callback
+_modparams: dict[tuple[str, str], int] = {}
+
+
+def set_modparam_ints(values: dict[tuple[str, str], int]) -> None:
+    _modparams.clear()
+    _modparams.update(values)
+
+
+def release_buffers() -> None:
+    _keep.clear()
+
+
+def _install_host(ffi: Any, lib: Any) -> None:
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_log(level: int, text: Any, length: int) -> None:
+        log(level, ffi.unpack(text, length).decode("utf-8", "replace"), "cmod")
+
+    def _name(p: Any, n: int) -> str:
+        return str(ffi.unpack(p, n).decode("utf-8", "surrogateescape"))
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_hdr_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        value = ctx.msg.get(_name(name, nlen))
+        if value is None:
+            return -1
+        data = value.encode("utf-8", "surrogateescape")
+        buf = ffi.from_buffer(data)
+        _keep.append((data, buf))
+        out.s = ffi.cast("char *", buf)
+        out.len = len(data)
+        return 1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_hdr_set(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        ctx.msg.set_header(_name(name, nlen), _name(val, vlen))
+        return 1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_hdr_append(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        ctx.msg.append_header(_name(name, nlen), _name(val, vlen))
+        return 1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_hdr_remove(msg: Any, name: Any, nlen: int) -> int:
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        return 1 if ctx.msg.remove_header(_name(name, nlen)) > 0 else -1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_pv_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
+        from .core.pv import get_pv
+
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        value = get_pv(ctx, _name(name, nlen))
+        if value is None:
+            out.vtype = SR_KEMIP_NULL
+        elif isinstance(value, int):
+            out.vtype = SR_KEMIP_INT
+            out.v.n = value
+        else:
+            data = str(value).encode("utf-8", "surrogateescape")
+            buf = ffi.from_buffer(data)
+            _keep.append((data, buf))
+            out.vtype = SR_KEMIP_STR
+            out.v.s.s = ffi.cast("char *", buf)
+            out.v.s.len = len(data)
+        return 1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_pv_set(msg: Any, name: Any, nlen: int, val: Any) -> int:
+        from .core.pv import set_pv
+
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        value: str | int | None
+        if val.vtype == SR_KEMIP_INT:
+            value = int(val.v.n)
+        elif val.vtype == SR_KEMIP_STR:
+            value = _name(val.v.s.s, val.v.s.len)
+        else:
+            value = None
+        return 1 if set_pv(ctx, _name(name, nlen), value) else -1
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_send_reply(msg: Any, code: int, reason: Any, rlen: int) -> int:
+        from .modules.sl import send_reply
+
+        ctx = CURRENT.ctx
+        if ctx is None:
+            return -2
+        return int(send_reply(ctx, code, _name(reason, rlen)))
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_is_request(msg: Any) -> int:
+        ctx = CURRENT.ctx
+        return 1 if ctx is not None and ctx.msg.is_request else 0
+
+    @ffi.def_extern()  # type: ignore[misc]
+    def _kemi_host_modparam_int(module: Any, name: Any, dflt: int) -> int:
+        key = (ffi.string(module).decode(), ffi.string(name).decode())
+        return _modparams.get(key, dflt)
+
+    lib.kemi_module_init(lib.kemi_host_api())
+
+
+# -- C exports ------------------------------------------------------------------------------
+
+
+def c_libraries(extra: Sequence[Any] = ()) -> list[Any]:
+    """The built-in extension first, then out-of-tree ones (each an object with ffi and lib)."""
+    return [extension(), *extra]
+
+
+def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
+    """The address of ``e``'s C function, from the first extension whose sr_kemi_t tables have it."""
+    for ext in libs or [extension()]:
+        ffi, lib = ext.ffi, ext.lib
+        i = 0
+        while True:
+            table = lib.kemi_module_tables[i]
+            if table.module == ffi.NULL:
+                break
+            if ffi.string(table.module).decode() == e.module:
+                j = 0
+                while True:
+                    row = table.exports[j]
+                    if row.fname.s == ffi.NULL:
+                        break
+                    sub = ffi.unpack(row.mname.s, row.mname.len).decode()
+                    fname = ffi.unpack(row.fname.s, row.fname.len).decode()
+                    if sub == e.submodule and fname == e.name and row.func != ffi.NULL:
+                        if ext is not extension():
+                            ext.lib.kemi_module_init(extension().lib.kemi_host_api())
+                        return int(ffi.cast("uintptr_t", row.func))
+                    j += 1
+            i += 1
+    return None
+
+
+def prepare(registry: Registry) -> None:
+    """Size the C slot table and store the C exports' pointers at their slots."""
+    ext = extension()
+    lib = ext.lib
+    if lib.kemi_slots_capacity() != registry.capacity:
+        if lib.kemi_slots_init(registry.capacity) != 0:
+            from .dispatch import StartupError
+
+            raise StartupError(f"cannot allocate a slot table of {registry.capacity}")
+    for slot, (e, impl) in enumerate(zip(registry.exports, registry.impls, strict=True)):
+        if e.impl_kind == "c":
+            lib.kemi_slot_set(slot, ext.ffi.cast("void *", impl))
+
+
+_cmsg: Any = None
+
+
+def _c_message() -> Any:
+    """The sip_msg_t handed to C exports; host callbacks use the current context."""
+    global _cmsg
+    if _cmsg is None:
+        _cmsg = extension().ffi.new("sip_msg_t *")
+    return _cmsg
+
+
+def c_invoker(e: ExportInfo, slot: int, strings: str) -> Invoker:
+    """Call ``kemi_exec_<r>_<sig>(slot, msg, ...)``, converting arguments and the result."""
+    ext = extension()
+    ffi, lib = ext.ffi, ext.lib
+    rcode = "x" if e.ret == "xval" else "i"
+    fn = getattr(lib, f"kemi_exec_{rcode}_{e.sig}")
+    msg = _c_message()
+    args = [f"a{i}" for i in range(len(e.params))]
+    passed: list[str] = []
+    for a, t in zip(args, e.params, strict=True):
+        if t == "str":
+            if strings == "str":
+                passed.append(f"{a}.encode('utf-8', 'surrogateescape')")
+                passed.append(f"len({a}.encode('utf-8', 'surrogateescape'))")
+            else:
+                passed.append(a)
+                passed.append(f"len({a})")
+        else:
+            passed.append(a)
+    call = f"fn({slot}, msg{''.join(', ' + p for p in passed)})"
+    lines = [f"def invoke({', '.join(args)}):"]
+    if e.ret in ("int", "long"):
+        lines.append(f"    return {call}")
+    elif e.ret == "bool":
+        lines.append(f"    return {call} > 0")
+    elif e.ret == "none":
+        lines.append(f"    {call}")
+        lines.append("    return None")
+    else:
+        lines.append(f"    return xval({call})")
+    namespace: dict[str, Any] = {"fn": fn, "msg": msg, "xval": _xval_converter(ffi, strings)}
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built from the signature only
+    invoker: Invoker = namespace["invoke"]
+    invoker.__qualname__ = e.ksr_name
+    return invoker
+
+
+def _xval_converter(ffi: Any, strings: str) -> Any:
+    def xval(p: Any) -> Any:
+        t = p.vtype
+        if t == SR_KEMIP_INT or t == SR_KEMIP_BOOL:
+            return int(p.v.n)
+        if t == SR_KEMIP_LONG:
+            return int(p.v.l)
+        if t == SR_KEMIP_STR:
+            data = ffi.unpack(p.v.s.s, p.v.s.len) if p.v.s.len > 0 else b""
+            return data if strings == "bytes" else data.decode("utf-8", "surrogateescape")
+        return None
+
+    return xval

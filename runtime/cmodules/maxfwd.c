@@ -1,0 +1,83 @@
+/*
+ * maxfwd: Max-Forwards checks in C, reached through the KEMI slot table.
+ * Return codes follow Kamailio's maxfwd module.
+ */
+#include <stdio.h>
+#include "kemi.h"
+
+#define MAXFWD_HDR "Max-Forwards"
+#define MAXFWD_HDR_LEN (sizeof(MAXFWD_HDR) - 1)
+
+static void maxfwd_log(int level, const char *text)
+{
+	int len = 0;
+	while (text[len])
+		len++;
+	ksr_host->log(level, text, len);
+}
+
+/* -1: missing, -2: invalid, else the value */
+static int maxfwd_value(sip_msg_t *msg)
+{
+	str v;
+	int i, val = 0, digits = 0;
+	if (ksr_host->hdr_get(msg, MAXFWD_HDR, MAXFWD_HDR_LEN, &v) < 0)
+		return -1;
+	for (i = 0; i < v.len; i++) {
+		char c = v.s[i];
+		if (c == ' ' || c == '\t')
+			continue;
+		if (c < '0' || c > '9' || digits >= 3)
+			return -2;
+		val = val * 10 + (c - '0');
+		digits++;
+	}
+	if (digits == 0 || val > 255)
+		return -2;
+	return val;
+}
+
+static int maxfwd_write(sip_msg_t *msg, int val)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d", val);
+	return ksr_host->hdr_set(msg, MAXFWD_HDR, MAXFWD_HDR_LEN, buf, n);
+}
+
+int ksr_maxfwd_process(sip_msg_t *msg, int limit)
+{
+	int val, max_limit;
+	if (!ksr_host->is_request(msg))
+		return -2;
+	if (limit < 0 || limit > 255) {
+		maxfwd_log(L_ERR, "maxfwd: process_maxfwd: limit must be 0..255\n");
+		return -2;
+	}
+	max_limit = ksr_host->modparam_int("maxfwd", "max_limit", 256);
+	val = maxfwd_value(msg);
+	if (val == -1) {
+		if (maxfwd_write(msg, limit) < 0)
+			return -2;
+		return 2;
+	}
+	if (val == -2) {
+		maxfwd_log(L_ERR, "maxfwd: invalid Max-Forwards header value\n");
+		return -2;
+	}
+	if (val == 0)
+		return -1;
+	val--;
+	if (val > max_limit)
+		val = max_limit;
+	if (maxfwd_write(msg, val) < 0)
+		return -2;
+	return 1;
+}
+
+int ksr_maxfwd_is_lt(sip_msg_t *msg, int limit)
+{
+	int val = maxfwd_value(msg);
+	if (val < 0)
+		return -2;
+	return (val < limit) ? 1 : -1;
+}

@@ -1,0 +1,1 @@
+"""One engine per KEMI language, behind the ``Engine`` interface."""

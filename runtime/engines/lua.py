@@ -1,0 +1,161 @@
+"""Lua engine (app_lua) on lupa: Lua 5.1 by default, 5.2-5.5 and LuaJIT by modparam.
+
+The KSR table is built from the generated shims of the loaded modules; each
+shim function checks its arguments in Lua and calls the single host entry
+with its slot index.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core.context import CURRENT, MsgContext
+from ..dispatch import GENERATED, Invoker
+from .base import EXIT_MARKER, Engine, ScriptError, log_exit, log_script_error, modf
+
+VERSIONS = {
+    "5.1": "lua51",
+    "5.2": "lua52",
+    "5.3": "lua53",
+    "5.4": "lua54",
+    "5.5": "lua55",
+    "jit": "luajit21",
+    "luajit": "luajit21",
+    "luajit2.1": "luajit21",
+    "luajit2.0": "luajit20",
+}
+
+# Runs a callback protected: the error handler keeps the exit marker as is and
+# adds a traceback (file:line) to every other error.
+_RUNNER = """
+local marker = ...
+local xpcall, traceback, unpack, tostring = xpcall, debug.traceback, unpack or table.unpack, tostring
+local function handler(e)
+    if e == marker then return e end
+    return traceback(tostring(e), 2)
+end
+return function(f, ...)
+    local n, args = select('#', ...), {...}
+    return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+end
+"""
+
+
+def lua_module(version: str) -> Any:
+    key = VERSIONS.get(str(version).lower().removeprefix("lua").strip() or "5.1")
+    key = key or VERSIONS.get(str(version).lower())
+    if key is None:
+        raise ScriptError(
+            f"app_lua: unsupported Lua version '{version}' (use one of {', '.join(VERSIONS)})"
+        )
+    try:
+        return importlib.import_module(f"lupa.{key}")
+    except ImportError as exc:
+        raise ScriptError(f"app_lua: Lua {version} is not available in lupa: {exc}") from exc
+
+
+class LuaEngine(Engine):
+    name = "lua"
+    rpc_prefix = "app_lua"
+
+    def load(self, script: Path) -> None:
+        self.script = script
+        lupa = lua_module(str(self.params.get("version", "5.1")))
+        self.lupa = lupa
+        rt = lupa.LuaRuntime(encoding=None, unpack_returned_tuples=True, register_eval=False)
+        self.rt = rt
+        view: list[Invoker] = self.registry.view("bytes")
+        self._view = view
+
+        def call(slot: int, *args: Any) -> Any:
+            return view[slot](*args)
+
+        host = rt.table_from(
+            {
+                b"drop": self._drop,
+                b"modf": lambda fname, *p: modf(self.registry, view, _text(fname), p),
+            }
+        )
+        ksr = rt.table()
+        rt.globals()[b"KSR"] = ksr
+        prelude = (GENERATED / "lua" / "_kemi_prelude.lua").read_bytes()
+        check, sig = rt.execute(prelude, ksr, host)
+        for module in self.registry.loaded():
+            shim = GENERATED / "lua" / f"{module}.lua"
+            try:
+                src = shim.read_bytes()
+            except OSError as exc:
+                raise ScriptError(f"missing Lua shim {shim}: run `kemi generate`") from exc
+            rt.execute(src, ksr, call, self.registry.base(module), check, sig)
+        self._runner = rt.execute(_RUNNER.encode(), EXIT_MARKER.encode())
+        loadfile = rt.globals()[b"loadfile"]
+        chunk, err = _pair(loadfile(str(script).encode()))
+        if chunk is None:
+            raise ScriptError(f"cannot load Lua script: {_text(err)}")
+        ok, err = _pair(self._runner(chunk))
+        if not ok:
+            raise ScriptError(f"error running Lua script {script}: {_text(err)}")
+        self._globals = rt.globals()
+        self._cache: dict[str, Any] = {}
+
+    @staticmethod
+    def _drop() -> None:
+        if CURRENT.ctx is not None:
+            CURRENT.ctx.drop = True
+
+    def _function(self, name: str) -> Any:
+        fn = self._cache.get(name)
+        if fn is None:
+            fn = self._globals[name.encode()]
+            if fn is None or self.lupa.lua_type(fn) != "function":
+                return None
+            self._cache[name] = fn
+        return fn
+
+    def has(self, name: str) -> bool:
+        return self._function(name) is not None
+
+    def call(self, name: str, ctx: MsgContext, args: Sequence[Any]) -> int:
+        fn = self._function(name)
+        conv = [a.encode() if isinstance(a, str) else a for a in args]
+        try:
+            ok, err = _pair(self._runner(fn, *conv))
+        except Exception as exc:  # a Python error escaping lupa: never kill the worker
+            log_script_error("app_lua", f"error in {name}: {exc!r}")
+            return -1
+        if ok:
+            return 1
+        text = _text(err)
+        if text == EXIT_MARKER:
+            log_exit("app_lua")
+            return 1
+        log_script_error("app_lua", f"error from Lua in {name}: {text}")
+        return -1
+
+    def reload(self) -> None:
+        # as Kamailio: re-run the script in the existing state (globals persist)
+        if self.script is None:
+            return
+        loadfile = self.rt.globals()[b"loadfile"]
+        chunk, err = _pair(loadfile(str(self.script).encode()))
+        if chunk is None:
+            raise ScriptError(f"cannot reload Lua script: {_text(err)}")
+        ok, err = _pair(self._runner(chunk))
+        if not ok:
+            raise ScriptError(f"error reloading Lua script: {_text(err)}")
+        self._cache.clear()
+
+
+def _pair(result: Any) -> tuple[Any, Any]:
+    if isinstance(result, tuple):
+        return (result[0], result[1] if len(result) > 1 else None)
+    return (result, None)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

@@ -1,0 +1,168 @@
+"""Python engine (app_python / app_python3): the seed's class style and the function style.
+
+Class style: the script defines ``mod_init()`` returning an object whose methods
+``ksr_request_route(self, msg)`` ... are the callbacks; ``child_init(rank)`` runs
+in every worker. Function style (Kamailio's app_python3s): module-level
+``ksr_request_route(msg)`` (or without ``msg``) functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import keyword
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core.context import MsgContext
+from ..core.log import L_DBG, log
+from ..dispatch import GENERATED
+from . import pyhost
+from .base import Engine, KemiExit, ScriptError, log_exit, log_script_error
+from .pymsg import PyMsg, install_router_modules
+
+SCRIPT_MODULE = "_kemi_script"
+
+
+class PythonEngine(Engine):
+    name = "python3"
+    rpc_prefix = "app_python"
+
+    def load(self, script: Path) -> None:
+        self.script = script
+        pyhost.bind(self.registry)
+        install_router_modules()
+        self._import_ksr()
+        spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, script)
+        if spec is None or spec.loader is None:
+            raise ScriptError(f"cannot load Python script {script}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[SCRIPT_MODULE] = module
+        try:
+            spec.loader.exec_module(module)
+        except KemiExit:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - any script failure is a startup error
+            raise ScriptError(f"error loading Python script:\n{_format(exc)}") from exc
+        self.module = module
+        init_name = str(self.params.get("mod_init_function", "mod_init"))
+        init = getattr(module, init_name, None)
+        self.handler: Any = None
+        if callable(init):
+            try:
+                self.handler = init()
+            except BaseException as exc:  # noqa: BLE001
+                raise ScriptError(f"error in {init_name}():\n{_format(exc)}") from exc
+            if self.handler is None:
+                raise ScriptError(f"{script}: {init_name}() must return the handler object")
+        self._cache: dict[str, tuple[Callable[..., Any], bool] | None] = {}
+
+    def _import_ksr(self) -> None:
+        path = str(GENERATED / "python")
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        for name in [m for m in sys.modules if m == "KSR" or m.startswith("KSR.")]:
+            del sys.modules[name]  # bind module constants to this registry's slots
+        try:
+            ksr = importlib.import_module("KSR")
+            importlib.import_module("KSR.x")
+            subs: dict[str, None] = {}
+            for module in self.registry.loaded():
+                for e in self.registry.api.modules[module].exports:
+                    if e.submodule:
+                        subs.setdefault(e.submodule, None)
+            for sub in subs:
+                importlib.import_module("KSR." + _py_name(sub))
+        except ImportError as exc:
+            raise ScriptError(f"cannot import the generated KSR package: {exc}") from exc
+        self.ksr = ksr
+
+    def child_init(self, rank: int) -> int:
+        name = str(self.params.get("child_init_method", "child_init"))
+        target = getattr(self.handler, name, None) if self.handler is not None else None
+        if target is None:
+            target = getattr(self.module, name, None)
+        if not callable(target):
+            return 0
+        try:
+            result = target(rank)
+        except BaseException as exc:  # noqa: BLE001
+            log_script_error("app_python3", f"{name}({rank}) failed:\n{_format(exc)}")
+            return -1
+        if not isinstance(result, int):
+            log_script_error("app_python3", f"{name}({rank}) must return an int, not {result!r}")
+            return -1
+        return result
+
+    def _lookup(self, name: str) -> tuple[Callable[..., Any], bool] | None:
+        if name in self._cache:
+            return self._cache[name]
+        owner = self.handler if self.handler is not None else self.module
+        fn = getattr(owner, name, None)
+        if fn is None and self.handler is not None:
+            fn = getattr(self.module, name, None)
+        entry: tuple[Callable[..., Any], bool] | None = None
+        if callable(fn):
+            entry = (fn, _takes_msg(fn))
+        self._cache[name] = entry
+        return entry
+
+    def has(self, name: str) -> bool:
+        return self._lookup(name) is not None
+
+    def call(self, name: str, ctx: MsgContext, args: Sequence[Any]) -> int:
+        entry = self._lookup(name)
+        assert entry is not None
+        fn, takes_msg = entry
+        msg = PyMsg(ctx, self._modf)
+        try:
+            if takes_msg:
+                fn(msg, *args)
+            else:
+                fn(*args)
+        except KemiExit:
+            log_exit("app_python3")
+            return 1
+        except SystemExit:
+            log(L_DBG, f"app_python3: {name} called sys.exit()", "kemi")
+            return -1
+        except Exception as exc:  # noqa: BLE001 - a script error must never kill the worker
+            log_script_error("app_python3", f"error in {name}:\n{_format(exc)}")
+            return -1
+        finally:
+            msg.invalidate()
+        return 1
+
+    def _modf(self, fname: str, *params: str) -> int:
+        return pyhost.x_modf(fname, *params)
+
+    def reload(self) -> None:
+        if self.script is not None:
+            self.load(self.script)
+
+
+def _takes_msg(fn: Callable[..., Any]) -> bool:
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= 1
+
+
+def _py_name(sub: str) -> str:
+    """The generated module's name (codegen escapes Python keywords with a trailing _)."""
+    return sub + "_" if keyword.iskeyword(sub) or keyword.issoftkeyword(sub) else sub
+
+
+def _format(exc: BaseException) -> str:
+    """Traceback limited to the script's frames (file:line), without runtime internals."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return "".join(lines).rstrip()

@@ -1,0 +1,254 @@
+"""From a parsed config to a ready router: modules, slot table, engine; message handling.
+
+``Router.handle`` is the per-message path shared by every transport: parse,
+build the context, run the route callback, forward replies statelessly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config.model import Config, ModParam
+from .core.context import (
+    CORE_ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Address,
+    MsgContext,
+    ProcessState,
+    SendFn,
+)
+from .core.log import L_DBG, L_ERR, L_WARN, LOG, log
+from .dispatch import DEFAULT_CAPACITY, Api, Registry, StartupError
+from .engines.base import Engine, ScriptError
+from .sip.message import SipMessage, SipParseError, parse_message
+
+# cfgengine identifier -> (engine module name as loaded by loadmodule, factory path)
+ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
+    "lua": (("app_lua",), "pykemi.runtime.engines.lua:LuaEngine"),
+    "python": (("app_python", "app_python3", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
+    "python3": (("app_python3", "app_python", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
+}  # fmt: skip
+PLANNED_ENGINES = {"jsdt": "app_jsdt", "ruby": "app_ruby", "sqlang": "app_sqlang"}
+
+# modules that cannot affect routing in pykemi: accepted with a warning
+NO_EFFECT = {
+    "jsonrpcs": "JSON-RPC transport (pykemi has its own control socket)",
+    "ctl": "control socket (pykemi has its own control socket)",
+    "mi_rpc": "MI commands",
+    "cfg_rpc": "runtime cfg changes over RPC",
+    "debugger": "cfg tracing of native route blocks",
+    "kex": None,
+    "tmx": None,
+    "xhttp": "HTTP handling",
+    "mi_fifo": "MI FIFO",
+    "counters": "statistics counters",
+    "uac": None,
+    "db_mysql": "database driver",
+    "db_sqlite": "database driver",
+    "db_postgres": "database driver",
+    "db_text": "database driver",
+}
+ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED_ENGINES.values())
+CORE = "core"
+MODULE_ALIASES = {"kemix": "kemix"}
+
+
+@dataclass
+class Listener:
+    proto: str
+    host: str
+    port: int
+    sock: socket.socket | None = None
+
+
+def _import(path: str) -> Any:
+    import importlib
+
+    mod, _, attr = path.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+class Router:
+    """One router configuration; forked workers each use their own copy after start."""
+
+    def __init__(self, cfg: Config, api: Api | None = None) -> None:
+        self.cfg = cfg
+        self.api = api or Api.load()
+        self.warnings: list[str] = list(cfg.warnings)
+        LOG.level = cfg.get_int("debug", 0)
+        self.proc = ProcessState(defines=dict(cfg.defines), debug=LOG.level)
+        self.proc.listen = [(lst.proto, lst.host, lst.port) for lst in cfg.listen] or [
+            ("udp", "127.0.0.1", 5060)
+        ]
+        self.proc.aliases = list(cfg.aliases)
+        server_header = cfg.get("server_header")
+        if isinstance(server_header, str) and server_header:
+            self.proc.server_header = server_header
+        capacity = cfg.get_int("kemi.slot_capacity", DEFAULT_CAPACITY)
+        self.registry = Registry(self.api, capacity)
+        self.modparams = self._modparams()
+        self._load_modules()
+        self.engine = self._make_engine()
+        self._ids = itertools.count(1)
+
+    # -- startup ----------------------------------------------------------------------------
+
+    def _modparams(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for mp in self.cfg.modparams:
+            out.setdefault(mp.module, {})[mp.name] = mp.value
+        return out
+
+    def _load_modules(self) -> None:
+        self.registry.load_module(CORE)
+        for lm in self.cfg.modules:
+            name = lm.name
+            if name in self.api.modules:
+                self.registry.load_module(name)
+                self._check_modparams(name)
+            elif name in ENGINE_MODULES:
+                continue
+            elif name in NO_EFFECT:
+                why = NO_EFFECT[name]
+                self._warn(
+                    f"{lm.loc}: module '{name}' accepted with no effect"
+                    + (f" ({why})" if why else " (not implemented yet)")
+                )
+            else:
+                self._warn(
+                    f"{lm.loc}: module '{name}' is not implemented in pykemi yet; "
+                    "its KSR functions are not available"
+                )
+        from .cdispatch import set_modparam_ints
+
+        ints: dict[tuple[str, str], int] = {}
+        for mp in self.cfg.modparams:
+            if isinstance(mp.value, int):
+                ints[(mp.module, mp.name)] = mp.value
+        set_modparam_ints(ints)
+
+    def _check_modparams(self, module: str) -> None:
+        declared = {p["name"]: p for p in self.api.modules[module].params}
+        for mp in self.cfg.modparams:
+            if mp.module != module:
+                continue
+            spec = declared.get(mp.name)
+            if spec is None:
+                if declared:
+                    self._warn(f"{mp.loc}: module '{module}' has no parameter '{mp.name}'")
+                continue
+            _check_type(mp, spec)
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        log(L_WARN, text, "core")
+
+    def _make_engine(self) -> Engine:
+        ident = self.cfg.cfgengine
+        if ident is None:
+            raise StartupError(f"{self.cfg.path}: no cfgengine: pykemi runs KEMI scripts only")
+        if ident in PLANNED_ENGINES:
+            raise StartupError(
+                f"{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine \"{ident}\" "
+                f"({PLANNED_ENGINES[ident]}) is not available yet; use lua or python"
+            )
+        if ident not in ENGINES:
+            raise StartupError(f"{self.cfg.path}: unknown cfgengine \"{ident}\"")
+        modules, factory = ENGINES[ident]
+        loaded = [lm.name for lm in self.cfg.modules]
+        module = next((m for m in modules if m in loaded), None)
+        if module is None:
+            raise StartupError(
+                f"{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine \"{ident}\" needs "
+                f"loadmodule \"{modules[0]}.so\""
+            )
+        params = dict(self.modparams.get(module, {}))
+        script = params.get("load") or params.get("script_name")
+        if not script:
+            raise StartupError(
+                f"{self.cfg.path}: modparam(\"{module}\", \"load\", \"/path/to/script\") is missing"
+            )
+        path = Path(str(script))
+        if not path.is_absolute():
+            path = (Path(self.cfg.path).parent / path).resolve()
+        if not path.is_file():
+            raise StartupError(f"{self.cfg.path}: {module} script not found: {path}")
+        engine: Engine = _import(factory)(self.registry, self.proc, params)
+        try:
+            engine.load(path)
+            engine.require("ksr_request_route")
+        except ScriptError as exc:
+            raise StartupError(str(exc)) from exc
+        self.proc.run_route = self._run_route
+        return engine
+
+    def _run_route(self, name: str, ctx: MsgContext) -> int:
+        return self.engine.run(name, ctx)
+
+    # -- per message --------------------------------------------------------------------------
+
+    def handle(self, data: bytes, src: Address, dst: Address, proto: str, send: SendFn) -> None:
+        """Process one received SIP message; never raises."""
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            log(L_DBG if not data.strip() else L_WARN, f"dropping bad SIP from {src}: {exc}")
+            return
+        ctx = MsgContext(msg, src, dst, proto, send, self.proc, msg_id=next(self._ids))
+        try:
+            if msg.is_request:
+                ctx.route_type = REQUEST_ROUTE
+                self.engine.run("ksr_request_route", ctx, required=True)
+            else:
+                ctx.route_type = CORE_ONREPLY_ROUTE
+                self.engine.run(self.reply_callback, ctx)
+                if not ctx.drop:
+                    self.forward_reply(ctx)
+        except Exception as exc:  # noqa: BLE001 - a worker must survive any message
+            log(L_ERR, f"error processing message from {src}: {exc!r}")
+
+    @property
+    def reply_callback(self) -> str:
+        name = self.cfg.get("kemi.reply_route_callback")
+        return str(name) if isinstance(name, str) and name else "ksr_reply_route"
+
+    def forward_reply(self, ctx: MsgContext) -> None:
+        """Stateless reply forwarding: remove our Via, send to the next one."""
+        msg: SipMessage = ctx.msg
+        vias = msg.vias
+        if len(vias) < 2:
+            return
+        top = vias[0]
+        if not self.is_local(top.host, top.port):
+            log(L_DBG, f"reply with foreign top Via {top.host}: not forwarded")
+            return
+        msg.remove_top_via()
+        nxt = msg.top_via
+        if nxt is None:
+            return
+        host = nxt.received or nxt.host
+        port = int(nxt.rport) if nxt.rport else (nxt.port or 5060)
+        ctx.send(msg.to_bytes(), (host.strip("[]"), port))
+
+    def is_local(self, host: str, port: int | None) -> bool:
+        host = host.strip("[]")
+        for _proto, lhost, lport in self.proc.listen:
+            if host == lhost and (port is None or port == lport):
+                return True
+        return any(host == a and (p == 0 or port in (None, p)) for a, p in self.proc.aliases)
+
+
+def _check_type(mp: ModParam, spec: dict[str, Any]) -> None:
+    if spec["type"] == "int" and not isinstance(mp.value, int):
+        try:
+            mp.value = int(str(mp.value), 0)
+        except ValueError:
+            raise StartupError(
+                f"{mp.loc}: modparam {mp.module}.{mp.name} expects an integer, got {mp.value!r}"
+            ) from None
+    elif spec["type"] == "str" and not isinstance(mp.value, str):
+        mp.value = str(mp.value)
