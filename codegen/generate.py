@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .models import Spec
-from .render import check_tree, environment, write_tree
+from .render import banner, check_tree, environment, write_tree
 from .spec import load_spec, spec_files
 from .targets import TARGETS
 
@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout (codegen/ is at it
 
 def render_all(spec: Spec, targets: list[str] | None = None) -> dict[str, str]:
     env = environment()
-    files: dict[str, str] = {}
+    # generated/ is installed as the package pykemi.generated
+    files: dict[str, str] = {
+        "__init__.py": banner("__init__.py", []) + '"""Artifacts generated from spec/*.yaml."""\n'
+    }
     for name, emit in TARGETS.items():
         if targets is None or name in targets:
             files.update(emit(spec, env))

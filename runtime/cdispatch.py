@@ -180,7 +180,8 @@ def c_libraries(extra: Sequence[Any] = ()) -> list[Any]:
 
 def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
     """The address of ``e``'s C function, from the first extension whose sr_kemi_t tables have it."""
-    for ext in libs or [extension()]:
+    builtin = extension()
+    for ext in [builtin, *[x for x in libs if x is not builtin]]:
         ffi, lib = ext.ffi, ext.lib
         i = 0
         while True:
@@ -196,8 +197,8 @@ def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
                     sub = ffi.unpack(row.mname.s, row.mname.len).decode()
                     fname = ffi.unpack(row.fname.s, row.fname.len).decode()
                     if sub == e.submodule and fname == e.name and row.func != ffi.NULL:
-                        if ext is not extension():
-                            ext.lib.kemi_module_init(extension().lib.kemi_host_api())
+                        if ext is not builtin:
+                            ext.lib.kemi_module_init(builtin.lib.kemi_host_api())
                         return int(ffi.cast("uintptr_t", row.func))
                     j += 1
             i += 1

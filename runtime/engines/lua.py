@@ -91,15 +91,25 @@ class LuaEngine(Engine):
                 raise ScriptError(f"missing Lua shim {shim}: run `kemi generate`") from exc
             rt.execute(src, ksr, call, self.registry.base(module), check, sig)
         self._runner = rt.execute(_RUNNER.encode(), EXIT_MARKER.encode())
-        loadfile = rt.globals()[b"loadfile"]
-        chunk, err = _pair(loadfile(str(script).encode()))
+        self._globals = rt.globals()
+        self._cache: dict[str, Any] = {}
+        self._run_file(script)
+
+    def _run_file(self, script: Path) -> None:
+        """Compile and run the script; the chunk is named as the config wrote the path."""
+        try:
+            source = script.read_bytes()
+        except OSError as exc:
+            raise ScriptError(f"cannot read Lua script {script}: {exc.strerror}") from exc
+        name = str(self.params.get("load") or script)
+        g = self._globals
+        compile_ = g[b"loadstring"] or g[b"load"]
+        chunk, err = _pair(compile_(source, b"@" + name.encode()))
         if chunk is None:
             raise ScriptError(f"cannot load Lua script: {_text(err)}")
         ok, err = _pair(self._runner(chunk))
         if not ok:
-            raise ScriptError(f"error running Lua script {script}: {_text(err)}")
-        self._globals = rt.globals()
-        self._cache: dict[str, Any] = {}
+            raise ScriptError(f"error running Lua script {name}: {_clean(_text(err))}")
 
     @staticmethod
     def _drop() -> None:
@@ -132,20 +142,14 @@ class LuaEngine(Engine):
         if text == EXIT_MARKER:
             log_exit("app_lua")
             return 1
-        log_script_error("app_lua", f"error from Lua in {name}: {text}")
+        log_script_error("app_lua", f"error from Lua in {name}: {_clean(text)}")
         return -1
 
     def reload(self) -> None:
         # as Kamailio: re-run the script in the existing state (globals persist)
         if self.script is None:
             return
-        loadfile = self.rt.globals()[b"loadfile"]
-        chunk, err = _pair(loadfile(str(self.script).encode()))
-        if chunk is None:
-            raise ScriptError(f"cannot reload Lua script: {_text(err)}")
-        ok, err = _pair(self._runner(chunk))
-        if not ok:
-            raise ScriptError(f"error reloading Lua script: {_text(err)}")
+        self._run_file(self.script)
         self._cache.clear()
 
 
@@ -153,6 +157,14 @@ def _pair(result: Any) -> tuple[Any, Any]:
     if isinstance(result, tuple):
         return (result[0], result[1] if len(result) > 1 else None)
     return (result, None)
+
+
+_INTERNAL = ("[C]: in function 'xpcall'", '"<python>"', "(tail call)", "[C]: in ?")
+
+
+def _clean(trace: str) -> str:
+    """Drop the runner's own frames from a Lua traceback."""
+    return "\n".join(line for line in trace.splitlines() if not any(m in line for m in _INTERNAL))
 
 
 def _text(value: Any) -> str:

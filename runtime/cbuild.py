@@ -1,0 +1,77 @@
+"""Compile a C module (out of tree or a test module) against the KEMI C ABI.
+
+The module's specs give its sr_kemi_t tables (emitted by the same codegen as
+the built-in ones); its sources are compiled with ``kemi.h`` by cffi into an
+extension whose exports the registry stores in the shared slot table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from cffi import FFI
+
+from .dispatch import GENERATED, Api
+
+GEN_C = GENERATED / "c"
+
+
+def _cdef_text() -> str:
+    text = (GEN_C / "kemi_cdef.h").read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+
+
+def api_of(spec_files: Sequence[Path]) -> tuple[Any, Api]:
+    """Load specs with codegen and return (Spec, runtime Api)."""
+    from pykemi.codegen.spec import load_spec
+
+    spec = load_spec(list(spec_files))
+    doc = {"spec_hash": spec.hash, **spec.to_dict()}
+    return spec, Api(doc)
+
+
+def build_c_module(
+    name: str,
+    spec_files: Sequence[Path],
+    sources: Sequence[Path],
+    out_dir: Path,
+    extra_compile_args: Sequence[str] = ("-O2",),
+) -> tuple[ModuleType, Api]:
+    """Build (or reuse, when unchanged) extension ``name``; returns (module, Api)."""
+    from pykemi.codegen.render import environment
+    from pykemi.codegen.targets.c import emit_exports
+
+    spec, api = api_of(spec_files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exports_c = out_dir / f"{name}_kemi_exports.c"
+    text = emit_exports(spec, environment(), exports_c.name)
+    if not exports_c.exists() or exports_c.read_text(encoding="utf-8") != text:
+        exports_c.write_text(text, encoding="utf-8")
+    ffi = FFI()
+    ffi.cdef(_cdef_text())
+    ffi.set_source(
+        name,
+        '#include "kemi.h"\n',
+        sources=[str(exports_c), *(str(s) for s in sources)],
+        include_dirs=[str(GEN_C)],
+        extra_compile_args=list(extra_compile_args),
+    )
+    lib_path = ffi.compile(tmpdir=str(out_dir), verbose=False)
+    return _import(name, Path(lib_path)), api
+
+
+def _import(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module

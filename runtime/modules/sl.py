@@ -1,0 +1,120 @@
+"""``KSR.sl``: stateless replies (Kamailio sl module).
+
+A reply copies Via, From, To (plus a To-tag that is the same for every
+retransmission), Call-ID and CSeq from the request, then gets the Server
+header and the lines queued with ``KSR.hdr.append_to_reply``; it is sent to
+the address RFC 3261 18.2.2 / RFC 3581 give for the top Via.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules.hdr import parse_header_lines
+
+if TYPE_CHECKING:
+    from pykemi.runtime.core.context import MsgContext
+
+# set by tm (ctx.extra[TM_REPLY_HOOK]) when the request has a transaction: send_reply uses it
+TM_REPLY_HOOK = "tm_reply"
+
+DEFAULT_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
+
+
+def _extra_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for txt in ctx.extra.get("reply_headers", ()):
+        parsed = parse_header_lines(str(txt))
+        if parsed:
+            pairs.extend(parsed)
+    if 300 <= code < 400:
+        # redirect: the destination set (changed R-URI and added branches) as Contacts
+        targets: list[str] = []
+        if ctx.new_uri is not None and ctx.new_uri != ctx.msg.ruri:
+            targets.append(ctx.new_uri)
+        targets.extend(str(b) for b in ctx.extra.get("branches", ()))
+        pairs.extend(("Contact", f"<{t}>") for t in targets)
+    return pairs
+
+
+def reply(ctx: MsgContext, code: int, reason: str) -> int:
+    """Build and send a stateless reply to the current request; 1 or -1."""
+    from pykemi.runtime.sip.reply import make_reply, reply_address
+
+    msg = ctx.msg
+    if not msg.is_request:
+        klog.err("cannot send a reply to a reply")
+        return -1
+    if str(msg.method).upper() == "ACK":
+        klog.dbg("ACK received - reply ignored")
+        return 1
+    if not 100 <= code <= 699:
+        klog.err(f"invalid reply code {code}")
+        return -1
+    try:
+        rpl = make_reply(
+            msg,
+            code,
+            reason,
+            extra_headers=_extra_headers(ctx, code),
+            server=ctx.proc.server_header or None,
+        )
+        ip, port = reply_address(msg, ctx.src, ctx.proto)
+        if ctx.force_rport and ctx.proto == "udp":
+            ip, port = ctx.src
+        ctx.send(rpl.to_bytes(), (ip, int(port)))
+    except (OSError, ValueError) as exc:
+        klog.err(f"failed to send reply {code} {reason}: {exc}")
+        return -1
+    ctx.replied = code
+    return 1
+
+
+def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    return reply(ctx, code, reason)
+
+
+def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    """Reply through tm when the request has a transaction, else statelessly."""
+    hook = ctx.extra.get(TM_REPLY_HOOK)
+    if callable(hook):
+        tm_reply: Callable[[int, str], int] = hook
+        return int(tm_reply(code, reason))
+    return reply(ctx, code, reason)
+
+
+def send_reply_mode(ctx: MsgContext, code: int, reason: str, mode: int) -> int:
+    """send_reply with send flags: 1 = do not open a new connection, 2 = close it after."""
+    if mode & 1:
+        ctx.extra["reply_no_connect"] = True
+    if mode & 2:
+        ctx.extra["reply_close"] = True
+    return send_reply(ctx, code, reason)
+
+
+def sl_reply_error(ctx: MsgContext) -> int:
+    """Reply with the error of the last failed internal operation (500 by default)."""
+    code, reason = ctx.extra.get("sl_error", DEFAULT_ERROR)
+    return reply(ctx, int(code), str(reason))
+
+
+def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:
+    """Forward the received reply statelessly; optional new code (same class) and reason."""
+    from pykemi.runtime.modules.core import forward_reply
+
+    if ctx.msg.is_request:
+        klog.err("sl_forward_reply can only forward replies")
+        return -1
+    new_code = 0
+    if code:
+        try:
+            new_code = int(code)
+        except ValueError:
+            klog.err(f"invalid reply code [{code}]")
+            return -1
+        if new_code // 100 != int(ctx.msg.status) // 100 or not 100 <= new_code <= 699:
+            klog.err(f"new code {new_code} is not in the class of {ctx.msg.status}")
+            return -1
+    return int(forward_reply(ctx, new_code, reason))

@@ -1,0 +1,18 @@
+#!/bin/bash
+# Installs what pykemi needs on a fresh Debian machine (as root) and creates
+# .venv with nox; nox sessions then install the package itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if command -v apt-get >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends \
+        python3 python3-venv python3-dev gcc libc6-dev sip-tester ruby ruby-dev >/dev/null
+fi
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/nox ]; then
+    "$PY" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q nox
+fi
+echo "bootstrap: ok ($(.venv/bin/python --version), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || echo 'no sipp'))"

@@ -1,0 +1,125 @@
+"""Test harness: start ``kemi run`` on 127.0.0.1 and drive it with sipp."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIPP_DIR = Path(__file__).resolve().parent / "sipp"
+SIPP = shutil.which("sipp")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningRouter:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def count(self, text: str) -> int:
+        return self.log.count(text)
+
+
+@contextmanager
+def router(
+    cfg: Path, tmp: Path, defines: dict[str, str] | None = None, timeout: float = 20.0
+) -> Iterator[RunningRouter]:
+    """Run ``kemi run CFG`` with LISTEN on a free port until the block ends."""
+    port = free_udp_port()
+    args = [sys.executable, "-m", "pykemi.runtime.cli", "run", str(cfg)]
+    all_defines = {"LISTEN": f"udp:127.0.0.1:{port}", **(defines or {})}
+    for k, v in all_defines.items():
+        args += ["-D", f"{k}={v}"]
+    log_path = tmp / f"router-{port}.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent)
+    try:
+        deadline = time.time() + timeout
+        while "pykemi: ready" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise RuntimeError(f"router exited with {proc.returncode}:\n{log_path.read_text()}")
+            if time.time() > deadline:
+                raise RuntimeError(f"router not ready after {timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield RunningRouter(proc, port, log_path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    successful: int
+    failed: int
+    created: int
+    output: str
+
+
+def sipp(
+    scenario: str | Path,
+    port: int,
+    tmp: Path,
+    calls: int,
+    rate: int = 500,
+    extra: list[str] | None = None,
+    timeout: float = 120.0,
+) -> SippResult:
+    """Run a sipp client scenario against 127.0.0.1:port; stats from its CSV."""
+    assert SIPP, "sipp is not installed (Debian package sip-tester)"
+    scen = Path(scenario)
+    if not scen.is_absolute() and not scen.exists():
+        scen = SIPP_DIR / scen
+    stat = tmp / f"sipp-{port}-{time.time_ns()}.csv"
+    args = [
+        SIPP, "-sf", str(scen), f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p", "0",
+        "-m", str(calls), "-r", str(rate), "-nostdin", "-timeout", f"{int(timeout)}s",
+        "-timeout_error", "-trace_stat", "-stf", str(stat), "-fd", "1", *(extra or []),
+    ]  # fmt: skip
+    run = subprocess.run(args, capture_output=True, timeout=timeout + 30, cwd=tmp)
+    rows = list(csv.reader(stat.open(), delimiter=";")) if stat.exists() else []
+    succ = fail = created = -1
+    if len(rows) >= 2:
+        head, last = rows[0], rows[-1]
+        succ = int(last[head.index("SuccessfulCall(C)")])
+        fail = int(last[head.index("FailedCall(C)")])
+        created = int(last[head.index("TotalCallCreated")])
+    text = run.stdout.decode(errors="replace")[-3000:] + run.stderr.decode(errors="replace")
+    return SippResult(run.returncode, succ, fail, created, text)
+
+
+def kemi(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "pykemi.runtime.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        env=env,
+    )
