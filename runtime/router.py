@@ -7,8 +7,7 @@ build the context, run the route callback, forward replies statelessly.
 from __future__ import annotations
 
 import itertools
-import socket
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +53,10 @@ NO_EFFECT = {
 }
 ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED_ENGINES.values())
 CORE = "core"
-MODULE_ALIASES = {"kemix": "kemix"}
-
-
-@dataclass
-class Listener:
-    proto: str
-    host: str
-    port: int
-    sock: socket.socket | None = None
+# modules whose state lives in one worker (transactions, dialogs)
+AFFINITY_MODULES = ("tm", "tmx", "dialog")
+# called with each new Router (modules register reply hooks, timers, RPC methods)
+ROUTER_INIT_HOOKS: list[Callable[[Router], None]] = []
 
 
 def _import(path: str) -> Any:
@@ -92,8 +86,24 @@ class Router:
         self.registry = Registry(self.api, capacity)
         self.modparams = self._modparams()
         self._load_modules()
+        # a received reply is offered to these after ksr_reply_route (tm); True = consumed
+        self.reply_hooks: list[Callable[[MsgContext], bool]] = []
+        # run before each message in a worker (script reload)
+        self.before_message_hooks: list[Callable[[], None]] = []
+        self.control_factory: Callable[[Any], Any] | None = None
         self.engine = self._make_engine()
         self._ids = itertools.count(1)
+        for hook in list(ROUTER_INIT_HOOKS):
+            hook(self)
+
+    @property
+    def needs_affinity(self) -> bool:
+        """Stateful modules keep per-worker state: messages must reach their owner."""
+        return any(m in self.registry.bases for m in AFFINITY_MODULES)
+
+    def before_message(self) -> None:
+        for hook in self.before_message_hooks:
+            hook()
 
     # -- startup ----------------------------------------------------------------------------
 
@@ -206,8 +216,12 @@ class Router:
             else:
                 ctx.route_type = CORE_ONREPLY_ROUTE
                 self.engine.run(self.reply_callback, ctx)
-                if not ctx.drop:
-                    self.forward_reply(ctx)
+                if ctx.drop:
+                    return
+                for hook in self.reply_hooks:
+                    if hook(ctx):
+                        return
+                self.forward_reply(ctx)
         except Exception as exc:  # noqa: BLE001 - a worker must survive any message
             log(L_ERR, f"error processing message from {src}: {exc!r}")
 

@@ -1,8 +1,16 @@
-"""Listeners and worker processes: ``children=N`` workers share the UDP sockets.
+"""Listeners and worker processes.
 
-The main process binds the sockets, loads the script once (so a broken script
-is a startup error, not N crashing workers), forks the workers and restarts
-any that dies.
+Two modes:
+
+* **direct** (stateless UDP only): every worker reads the shared UDP sockets;
+  the kernel spreads datagrams, nothing is in between.
+* **dispatch** (tm loaded, TCP listeners, or ``kemi.dispatch=yes``): the main
+  process receives all traffic and hands each message to the worker owning
+  its Call-ID (see ``transport``), so transaction state stays in one worker.
+  The main process owns TCP connections and the control socket.
+
+The main process loads the script once before forking (a broken script is a
+startup error, not N crashing workers) and restarts any worker that dies.
 """
 
 from __future__ import annotations
@@ -15,17 +23,50 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
-from .core.log import L_ERR, L_INFO, L_NOTICE, LOG, log
+from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, log
+from .core.timer import TIMERS
 from .dispatch import StartupError
 from .router import Router
+from .sip.message import frame_length
+from .transport import (
+    MAX_CHANNEL,
+    channel_pair,
+    decode_in,
+    decode_out,
+    encode_in,
+    encode_out,
+    worker_for,
+)
 
 MAX_UDP = 65535
+TCP_MAX_BUFFER = 256 * 1024  # an unframed TCP stream larger than this is closed
+TCP_IDLE = 3600.0
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+@dataclass
+class Listen:
+    proto: str
+    sock: socket.socket
+    addr: tuple[str, int]
+
+
+@dataclass
+class TcpConn:
+    cid: int
+    sock: socket.socket
+    peer: tuple[str, int]
+    local: int
+    buf: bytearray = field(default_factory=bytearray)
+    out: bytearray = field(default_factory=bytearray)
+    last: float = field(default_factory=time.monotonic)
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
@@ -43,85 +84,367 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bind_tcp(host: str, port: int) -> socket.socket:
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on tcp:{host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
 class Server:
     def __init__(self, router: Router) -> None:
         self.router = router
-        self.sockets: list[tuple[socket.socket, tuple[str, int], str]] = []
+        self.listens: list[Listen] = []
         self.children: dict[int, int] = {}  # pid -> rank
+        self.channels: list[socket.socket] = []  # main side, one per worker (dispatch mode)
+        self._worker_sides: list[socket.socket] = []
+        self.worker_channel: socket.socket | None = None  # worker side, in a worker
+        self.conns: dict[int, TcpConn] = {}
+        self.conn_by_peer: dict[tuple[str, int], int] = {}
+        self._next_cid = 1
         self._stop = False
+        self.sel: selectors.BaseSelector | None = None
+        self.control: Any = None  # control socket server (RPC), main process
+        self.dispatch = False
+
+    # -- setup ---------------------------------------------------------------------------------
 
     def bind(self) -> None:
         for proto, host, port in self.router.proc.listen:
             if proto in ("udp", "any"):
                 sock = bind_udp(host, port)
-                sock.setblocking(False)
-                self.sockets.append((sock, sock.getsockname()[:2], "udp"))
-            else:
-                log(L_ERR, f"listen={proto}:{host}:{port}: transport not supported yet, ignored")
-        if not self.sockets:
-            raise StartupError("no usable listen address (udp)")
+                self.listens.append(Listen("udp", sock, sock.getsockname()[:2]))
+            if proto in ("tcp", "any"):
+                sock = bind_tcp(host, port)
+                self.listens.append(Listen("tcp", sock, sock.getsockname()[:2]))
+            if proto not in ("udp", "tcp", "any"):
+                log(L_WARN, f"listen={proto}:{host}:{port}: transport not supported, ignored")
+        if not self.listens:
+            raise StartupError("no usable listen address")
+        for lst in self.listens:
+            lst.sock.setblocking(False)
+        self.router.proc.send_to = self.send_to
+        self.router.proc.local_addresses = [(lst.proto, *lst.addr) for lst in self.listens]
 
-    # -- worker loop --------------------------------------------------------------------------
+    def _udp_for(self, host: str) -> socket.socket | None:
+        fam = _family(host)
+        for lst in self.listens:
+            if lst.proto == "udp" and lst.sock.family == fam:
+                return lst.sock
+        return None
+
+    # -- sending (any process) -----------------------------------------------------------------
+
+    def send_to(self, proto: str, addr: tuple[str, int], data: bytes, conn: int = -1) -> bool:
+        """Send a SIP message: UDP directly; TCP via the connection owner."""
+        if proto == "udp":
+            sock = self._udp_for(addr[0])
+            if sock is None:
+                log(L_ERR, f"no UDP socket for {addr[0]}")
+                return False
+            try:
+                sock.sendto(data, addr)
+                return True
+            except OSError as exc:
+                log(L_ERR, f"sendto {addr[0]}:{addr[1]} failed: {exc.strerror}")
+                return False
+        if proto == "tcp":
+            if self.worker_channel is not None:
+                try:
+                    self.worker_channel.send(encode_out(conn, addr, data))
+                    return True
+                except OSError as exc:
+                    log(L_ERR, f"tcp send via main failed: {exc}")
+                    return False
+            return self._tcp_send(conn, addr, data)
+        log(L_ERR, f"cannot send over {proto}")
+        return False
+
+    def _sender(self, proto: str, conn: int) -> Callable[[bytes, tuple[str, int]], None]:
+        def send(data: bytes, addr: tuple[str, int]) -> None:
+            self.send_to(proto, addr, data, conn)
+
+        return send
+
+    # -- worker loop ---------------------------------------------------------------------------
 
     def serve(self, rank: int, until: Callable[[], bool] | None = None) -> None:
         """Receive and route messages until stopped (runs in each worker)."""
         LOG.rank = rank
         router = self.router
-        sel = selectors.DefaultSelector()
-        for sock, addr, proto in self.sockets:
-            sel.register(sock, selectors.EVENT_READ, (sock, addr, proto, _sender(sock)))
         handle = router.handle
+        sel = selectors.DefaultSelector()
+        if self.worker_channel is not None:
+            sel.register(self.worker_channel, selectors.EVENT_READ, None)
+        else:
+            for i, lst in enumerate(self.listens):
+                if lst.proto == "udp":
+                    sel.register(lst.sock, selectors.EVENT_READ, (i, lst))
+        senders = {i: self._sender("udp", -1) for i in range(len(self.listens))}
         while not self._stop and (until is None or not until()):
+            router.before_message()
             try:
-                events = sel.select(timeout=0.5)
+                events = sel.select(timeout=TIMERS.next_delay(0.5))
             except InterruptedError:
                 continue
             for key, _ in events:
-                sock, addr, proto, send = key.data
-                # drain the socket: fewer select calls under load
-                for _ in range(64):
+                if key.data is None:
+                    self._drain_channel(key.fileobj, handle)  # type: ignore[arg-type]
+                    continue
+                i, lst = key.data
+                for _ in range(64):  # drain: fewer select calls under load
                     try:
-                        data, src = sock.recvfrom(MAX_UDP)
+                        data, src = lst.sock.recvfrom(MAX_UDP)
                     except BlockingIOError:
                         break
                     except OSError as exc:
                         if exc.errno not in (errno.ECONNREFUSED, errno.EINTR):
                             log(L_ERR, f"recvfrom: {exc}")
                         break
-                    handle(data, src[:2], addr, proto, send)
+                    handle(data, src[:2], lst.addr, "udp", senders[i])
+            if len(TIMERS):
+                TIMERS.run_due()
 
-    # -- process management -------------------------------------------------------------------
+    def _drain_channel(self, chan: socket.socket, handle: Callable[..., None]) -> None:
+        for _ in range(64):
+            try:
+                frame = chan.recv(MAX_CHANNEL)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINTR:
+                    log(L_ERR, f"channel recv: {exc}")
+                return
+            if not frame:
+                self._stop = True  # main process went away
+                return
+            msg = decode_in(frame)
+            lst = self.listens[msg.local]
+            handle(msg.data, msg.src, lst.addr, msg.proto, self._sender(msg.proto, msg.conn))
+
+    # -- main process: dispatch mode -------------------------------------------------------
+
+    def _main_loop(self) -> None:
+        sel = self.sel = selectors.DefaultSelector()
+        for i, lst in enumerate(self.listens):
+            sel.register(lst.sock, selectors.EVENT_READ, ("listen", i))
+        for w, chan in enumerate(self.channels):
+            sel.register(chan, selectors.EVENT_READ, ("chan", w))
+        if self.control is not None:
+            self.control.register(sel)
+        while not self._stop:
+            try:
+                events = sel.select(timeout=1.0)
+            except InterruptedError:
+                continue
+            for key, mask in events:
+                kind, ref = key.data if isinstance(key.data, tuple) else ("ctl", key.data)
+                try:
+                    if kind == "listen":
+                        self._on_listen(ref)
+                    elif kind == "chan":
+                        self._on_channel(key.fileobj)  # type: ignore[arg-type]
+                    elif kind == "tcp":
+                        self._on_tcp(ref, mask)
+                    else:
+                        self.control.on_event(key, mask)
+                except Exception as exc:  # noqa: BLE001 - the main loop must survive
+                    log(L_ERR, f"main loop: {exc!r}")
+            self._reap()
+            self._tcp_idle()
+
+    def _to_worker(self, proto: str, local: int, conn: int, src: tuple[str, int], data: bytes) -> None:
+        if not self.channels:
+            return
+        w = worker_for(data, len(self.channels))
+        try:
+            self.channels[w].send(encode_in(proto, local, conn, src, data))
+        except BlockingIOError:
+            log(L_WARN, f"worker {w + 1} is overloaded: message from {src} dropped")
+        except OSError as exc:
+            log(L_ERR, f"dispatch to worker {w + 1}: {exc}")
+
+    def _on_listen(self, i: int) -> None:
+        lst = self.listens[i]
+        if lst.proto == "udp":
+            for _ in range(64):
+                try:
+                    data, src = lst.sock.recvfrom(MAX_UDP)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    return
+                self._to_worker("udp", i, -1, src[:2], data)
+            return
+        try:
+            sock, peer = lst.sock.accept()
+        except OSError:
+            return
+        self._add_conn(sock, peer[:2], i)
+
+    def _add_conn(self, sock: socket.socket, peer: tuple[str, int], local: int) -> TcpConn:
+        sock.setblocking(False)
+        cid = self._next_cid
+        self._next_cid += 1
+        conn = TcpConn(cid, sock, peer, local)
+        self.conns[cid] = conn
+        self.conn_by_peer[peer] = cid
+        assert self.sel is not None
+        self.sel.register(sock, selectors.EVENT_READ, ("tcp", cid))
+        return conn
+
+    def _close(self, conn: TcpConn) -> None:
+        self.conns.pop(conn.cid, None)
+        if self.conn_by_peer.get(conn.peer) == conn.cid:
+            del self.conn_by_peer[conn.peer]
+        try:
+            assert self.sel is not None
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _on_tcp(self, cid: int, mask: int) -> None:
+        conn = self.conns.get(cid)
+        if conn is None:
+            return
+        if mask & selectors.EVENT_WRITE and conn.out:
+            self._flush(conn)
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            chunk = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not chunk:
+            self._close(conn)
+            return
+        conn.last = time.monotonic()
+        conn.buf += chunk
+        while conn.buf:
+            n = frame_length(bytes(conn.buf))
+            if n is None:
+                if len(conn.buf) > TCP_MAX_BUFFER:
+                    log(L_WARN, f"tcp {conn.peer}: no complete message in {len(conn.buf)} bytes")
+                    self._close(conn)
+                return
+            data = bytes(conn.buf[:n])
+            del conn.buf[:n]
+            if data.strip():
+                self._to_worker("tcp", conn.local, conn.cid, conn.peer, data)
+
+    def _tcp_send(self, cid: int, addr: tuple[str, int], data: bytes) -> bool:
+        conn = self.conns.get(cid) if cid >= 0 else None
+        if conn is None:
+            found = self.conn_by_peer.get(addr)
+            conn = self.conns.get(found) if found is not None else None
+        if conn is None:
+            conn = self._connect(addr)
+            if conn is None:
+                return False
+        conn.out += data
+        self._flush(conn)
+        return True
+
+    def _connect(self, addr: tuple[str, int]) -> TcpConn | None:
+        local = next((i for i, lst in enumerate(self.listens) if lst.proto == "tcp"), -1)
+        try:
+            sock = socket.create_connection(addr, timeout=2.0)
+        except OSError as exc:
+            log(L_ERR, f"tcp connect to {addr[0]}:{addr[1]} failed: {exc}")
+            return None
+        return self._add_conn(sock, addr, max(local, 0))
+
+    def _flush(self, conn: TcpConn) -> None:
+        try:
+            n = conn.sock.send(conn.out)
+            del conn.out[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._close(conn)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        assert self.sel is not None
+        self.sel.modify(conn.sock, events, ("tcp", conn.cid))
+
+    def _on_channel(self, chan: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                frame = chan.recv(MAX_CHANNEL)
+            except (BlockingIOError, OSError):
+                return
+            if not frame:
+                return
+            conn, addr, data = decode_out(frame)
+            self._tcp_send(conn, addr, data)
+
+    def _tcp_idle(self) -> None:
+        now = time.monotonic()
+        for conn in [c for c in self.conns.values() if now - c.last > TCP_IDLE]:
+            self._close(conn)
+
+    # -- process management --------------------------------------------------------------------
 
     def run(self) -> int:
         cfg = self.router.cfg
         children = max(1, cfg.get_int("children", 8))
         fork = cfg.get_bool("fork", True)
         self.bind()
-        addrs = ", ".join(f"{p}:{a[0]}:{a[1]}" for _, a, p in self.sockets)
-        log(L_NOTICE, f"pykemi listening on {addrs} with cfgengine {cfg.cfgengine}")
+        self.dispatch = fork and (
+            cfg.get_bool("kemi.dispatch", False)
+            or self.router.needs_affinity
+            or any(lst.proto == "tcp" for lst in self.listens)
+        )
+        addrs = ", ".join(f"{lst.proto}:{lst.addr[0]}:{lst.addr[1]}" for lst in self.listens)
+        mode = "dispatch" if self.dispatch else "direct"
+        log(L_NOTICE, f"pykemi listening on {addrs} with cfgengine {cfg.cfgengine} ({mode})")
+        if self.router.control_factory is not None:
+            self.control = self.router.control_factory(self)
         if not fork:
             self._install_signals()
             self._child_init(1)
             self.serve(1)
             return 0
+        if self.dispatch:
+            for _ in range(children):
+                main_side, worker_side = channel_pair()
+                main_side.setblocking(False)
+                self.channels.append(main_side)
+                self._worker_sides.append(worker_side)
         for rank in range(1, children + 1):
             self._spawn(rank)
         self._install_signals()
-        print(f"pykemi: ready ({children} workers on {addrs})", file=sys.stderr, flush=True)
-        while not self._stop:
+        print(f"pykemi: ready ({children} workers on {addrs}, {mode})", file=sys.stderr, flush=True)
+        if self.dispatch or self.control is not None:
+            self._main_loop()
+        else:
+            while not self._stop:
+                time.sleep(0.5)
+                self._reap()
+        self._terminate()
+        return 0
+
+    def _reap(self) -> None:
+        while True:
             try:
-                pid, status = os.waitpid(-1, 0)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+                return
+            if pid == 0:
+                return
             rank = self.children.pop(pid, None)
             if rank is not None and not self._stop:
                 log(L_ERR, f"worker {rank} (pid {pid}) exited with status {status}; restarting")
-                time.sleep(0.2)
                 self._spawn(rank)
-        self._terminate()
-        return 0
 
     def _child_init(self, rank: int) -> None:
         LOG.rank = rank
@@ -137,6 +460,16 @@ class Server:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             code = 0
             try:
+                if self.dispatch:
+                    self.worker_channel = self._worker_sides[rank - 1]
+                    self.worker_channel.setblocking(False)
+                    for s in self.channels:
+                        s.close()
+                    for lst in self.listens:
+                        if lst.proto == "tcp":
+                            lst.sock.close()
+                if self.control is not None:
+                    self.control.close_in_child()
                 self._child_init(rank)
                 self.serve(rank)
             except BaseException as exc:  # noqa: BLE001
@@ -150,12 +483,13 @@ class Server:
         def stop(signum: int, frame: FrameType | None) -> None:
             self._stop = True
             log(L_INFO, f"signal {signum}: shutting down")
-            self._terminate()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
     def _terminate(self) -> None:
+        if self.control is not None:
+            self.control.close()
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -176,13 +510,4 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def _sender(sock: socket.socket) -> Callable[[bytes, tuple[str, int]], None]:
-    def send(data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            sock.sendto(data, addr)
-        except OSError as exc:
-            log(L_ERR, f"sendto {addr[0]}:{addr[1]} failed: {exc.strerror}")
-
-    return send
+        log(L_DBG, "stopped")

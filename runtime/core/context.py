@@ -48,6 +48,9 @@ class ProcessState:
     # set by the engine: runs a script function by name (KSR.route, event callbacks)
     run_route: Callable[[str, MsgContext], int] | None = None
     debug: int = 0  # current debug level (core get_debug)
+    # transport: send(proto, (host, port), data, conn_id=-1) -> bool; set by the server
+    send_to: Callable[..., bool] | None = None
+    local_addresses: list[tuple[str, str, int]] = field(default_factory=list)  # bound sockets
 
 
 @dataclass
