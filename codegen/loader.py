@@ -22,7 +22,8 @@ class _Loader(yaml.SafeLoader):
 
 
 def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) -> Any:
-    lines[path] = node.start_mark.line + 1
+    # a key's own line wins over the line where its value starts
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -31,7 +32,10 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
                 raise SpecError(file, key_node.start_mark.line + 1, _dotted(path), "keys must be strings")
             if key in out:
                 raise SpecError(
-                    file, key_node.start_mark.line + 1, _dotted((*path, key)), "duplicate key"
+                    file,
+                    key_node.start_mark.line + 1,
+                    _dotted((*path, key)),
+                    f"duplicate key (first given at line {lines[(*path, key)]}); give each key once",
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, (*path, key), lines, file)

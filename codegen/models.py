@@ -115,6 +115,8 @@ class Export:
     line: int
     index: int  # position in the whole spec (registration order when all are loaded)
     module_index: int  # position within its module
+    param_lines: tuple[int, ...] = ()  # line of each parameter, for error messages
+    submodule_line: int = 0  # where the sub-module was set (the export or the file's default)
 
     @property
     def qualname(self) -> str:

@@ -9,20 +9,54 @@ from pydantic import ValidationError
 
 from .errors import SpecError, SpecErrors
 from .loader import LoadedYaml, load_yaml
-from .models import Export, ModParam, Module, ModuleSpec, Param, Spec
+from .models import (
+    Export,
+    ExportSpec,
+    ImplSpec,
+    ModParam,
+    ModParamSpec,
+    Module,
+    ModuleSpec,
+    Param,
+    ParamSpec,
+    Spec,
+)
 from .validate import validate
 
 CORE = "core"
 
 
+ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
+    "module": tuple(ModuleSpec.model_fields),
+    "export": tuple(ExportSpec.model_fields),
+    "param": tuple(ParamSpec.model_fields),
+    "impl": tuple(ImplSpec.model_fields),
+    "modparam": tuple(ModParamSpec.model_fields),
+}
+
+
+def _level(loc: tuple[object, ...]) -> str:
+    """Which kind of mapping a data path points into (for the list of allowed keys)."""
+    parents = [p for p in loc[:-1] if isinstance(p, str)]
+    if not parents:
+        return "module"
+    last = parents[-1]
+    if last == "exports":
+        return "export"
+    if last == "params":
+        return "modparam" if len(parents) == 1 else "param"
+    return last
+
+
 def _describe(err: dict[str, object]) -> str:
     """A pydantic error as a sentence that says what is allowed."""
     kind = str(err.get("type", ""))
-    msg = str(err.get("msg", ""))
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
     loc = err.get("loc") or ()
     last = loc[-1] if isinstance(loc, tuple) and loc else ""
     if kind == "extra_forbidden":
-        return f"unknown key '{last}'"
+        allowed = ALLOWED_KEYS.get(_level(tuple(loc)) if isinstance(loc, tuple) else "", ())
+        return f"unknown key '{last}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error":
@@ -30,7 +64,11 @@ def _describe(err: dict[str, object]) -> str:
         expected = ctx.get("expected", "") if isinstance(ctx, dict) else ""
         return f"unknown value {err.get('input')!r} (allowed: {expected})"
     if kind == "too_long":
-        return "at most 6 parameters are allowed (KEMI's SR_KEMI_PARAMS_MAX)"
+        ctx = err.get("ctx") or {}
+        given = ctx.get("actual_length", "?") if isinstance(ctx, dict) else "?"
+        return f"{given} parameters given; at most 6 are allowed (KEMI's SR_KEMI_PARAMS_MAX)"
+    if kind == "string_pattern_mismatch" and last == "python":
+        return f"{err.get('input')!r} is not a Python implementation path (module.path:function)"
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} is not a valid identifier ([A-Za-z_][A-Za-z0-9_]*)"
     return msg
@@ -68,6 +106,14 @@ def _resolve(loaded: LoadedYaml, spec: ModuleSpec, start: int) -> Module:
                 line=loaded.line_of(("exports", i)),
                 index=start + i,
                 module_index=i,
+                param_lines=tuple(
+                    loaded.line_of(("exports", i, "params", j)) for j in range(len(e.params))
+                ),
+                submodule_line=loaded.line_of(
+                    ("exports", i, "submodule")
+                    if e.submodule is not None
+                    else ("submodule",) if spec.submodule is not None else ("exports", i)
+                ),
             )
         )
     return Module(

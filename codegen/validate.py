@@ -18,7 +18,12 @@ RESERVED_SUBMODULES = {"x": "engine-private (KSR.x: exit, drop, modf)"}
 
 
 def _err(e: Export, field: str, message: str) -> SpecError:
-    return SpecError(e.spec_file, e.line, f"exports[{e.module_index}].{field}", message)
+    line = e.line
+    if field.startswith("params[") and e.param_lines:
+        line = e.param_lines[int(field[7 : field.index("]")])]
+    elif field == "submodule" and e.submodule_line:
+        line = e.submodule_line
+    return SpecError(e.spec_file, line, f"exports[{e.module_index}].{field}", message)
 
 
 def rule_unique_exports(modules: Sequence[Module]) -> list[SpecError]:
@@ -86,7 +91,12 @@ def rule_names_in_every_language(modules: Sequence[Module]) -> list[SpecError]:
                         _err(e, f"params[{i}].name", f"'{PRIVATE_PREFIX}' prefix is reserved")
                     )
                 if names.index(p.name) != i:
-                    errors.append(_err(e, f"params[{i}].name", f"duplicate parameter '{p.name}'"))
+                    errors.append(
+                        _err(
+                            e, f"params[{i}].name",
+                            f"duplicate parameter '{p.name}'; parameter names must be unique",
+                        )
+                    )  # fmt: skip
                 for lang in RESERVED:
                     esc = escape(p.name, lang)
                     if esc != p.name and esc in names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -42,9 +43,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .dispatch import StartupError
     from .server import Server
 
+    from .control import Control
+
     router = _load(args)
     if isinstance(router, int):
         return router
+    if router.cfg.get("kemi.rpc_socket") != "none":  # type: ignore[attr-defined]
+        router.control_factory = Control  # type: ignore[attr-defined]
     try:
         return Server(router).run()  # type: ignore[arg-type]
     except StartupError as exc:
@@ -76,6 +81,41 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rpc_param(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, list, dict)) else text
+
+
+def cmd_rpc(args: argparse.Namespace) -> int:
+    from .control import call, default_socket_path
+
+    path = args.socket
+    if path is None and args.config is not None:
+        from .config import load_config
+
+        cfg = load_config(args.config)
+        configured = cfg.get("kemi.rpc_socket")
+        port = cfg.listen[0].port if cfg.listen else 5060
+        path = str(configured) if isinstance(configured, str) else default_socket_path(port)
+    if path is None:
+        path = default_socket_path(5060)
+    try:
+        reply = call(path, args.method, [_rpc_param(p) for p in args.params])
+    except OSError as exc:
+        print(f"kemi rpc: cannot reach {path}: {exc}", file=sys.stderr)
+        return 2
+    if "error" in reply:
+        print(json.dumps(reply["error"], indent=2), file=sys.stderr)
+        return 1
+    result = reply.get("result")
+    if result is not None:
+        print(result if isinstance(result, str) else json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="kemi", description="pykemi: KEMI SIP router and generator")
     sub = p.add_subparsers(dest="command", required=True)
@@ -98,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     bp = sub.add_parser("build", help="compile the C dispatch extension in place")
     bp.add_argument("--verbose", "-v", action="store_true")
     bp.set_defaults(func=cmd_build)
+
+    rp = sub.add_parser("rpc", help="call a JSON-RPC method of a running router")
+    rp.add_argument("-s", "--socket", help="control socket path")
+    rp.add_argument("-c", "--config", type=Path, help="find the socket from this config")
+    rp.add_argument("method")
+    rp.add_argument("params", nargs="*")
+    rp.set_defaults(func=cmd_rpc)
 
     args = p.parse_args(argv)
     result: int = args.func(args)

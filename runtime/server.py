@@ -231,8 +231,9 @@ class Server:
 
     def _main_loop(self) -> None:
         sel = self.sel = selectors.DefaultSelector()
-        for i, lst in enumerate(self.listens):
-            sel.register(lst.sock, selectors.EVENT_READ, ("listen", i))
+        if self.dispatch:  # in direct mode the workers read the sockets themselves
+            for i, lst in enumerate(self.listens):
+                sel.register(lst.sock, selectors.EVENT_READ, ("listen", i))
         for w, chan in enumerate(self.channels):
             sel.register(chan, selectors.EVENT_READ, ("chan", w))
         if self.control is not None:

@@ -1,4 +1,10 @@
-"""Docs target: a Markdown page per module and an index of every function."""
+"""Docs target: a Markdown page per module, an index of every function, module parameters.
+
+Pages are written for the mkdocs site (Material theme; ``attr_list`` for the stable
+``#ksr-sl-send-reply`` anchors, ``pymdownx.tabbed`` for the examples) and stay
+readable as plain Markdown. Every spelling of a type comes from ``codegen.types``;
+every member name is escaped per language with ``codegen.names``.
+"""
 
 from __future__ import annotations
 
@@ -6,63 +12,167 @@ from typing import Any
 
 import jinja2
 
-from ..models import Export, Spec
+from ..models import Export, ModParam, Module, Spec
 from ..names import escape
-from ..types import TYPES
+from ..types import MAX_PARAMS, TYPES
+
+CORE = "core"
 
 RETURNS = {
-    "int": "an integer: > 0 success (true), < 0 failure (false), 0 stops the script.",
-    "long": "an integer (long).",
-    "bool": "a boolean: true or false in the script's language.",
-    "xval": "a string, an integer or null (`nil` in Lua and Ruby, `None` in Python, "
-    "`null` in JavaScript and Squirrel).",
-    "none": "nothing.",
+    "int": "an integer: > 0 success (true), < 0 failure (false), 0 stops the script "
+    "(Kamailio's rule for integer return codes).",
+    "long": "an integer (long); no success/failure meaning.",
+    "bool": "a boolean: `true`/`false` in Lua, JavaScript, Ruby and Squirrel, "
+    "`True`/`False` in Python.",
+    "xval": "a string, an integer or null: `nil` in Lua and Ruby, `None` in Python, "
+    "`null` in JavaScript and Squirrel.",
+    "none": "no value.",
 }
+
+# how an example script uses the result, per return type (Lua, Python)
+_USE = {
+    "int": ("if {call} < 0 then\n    KSR.err(\"{name} failed\\n\")\nend",
+            "if {call} < 0:\n    KSR.err(\"{name} failed\\n\")"),
+    "long": ("local n = {call}", "n = {call}"),
+    "bool": ("if {call} then\n    KSR.info(\"{name}: true\\n\")\nend",
+             "if {call}:\n    KSR.info(\"{name}: true\\n\")"),
+    "xval": ("local v = {call}  -- string, integer or nil\nif v ~= nil then\n"
+             "    KSR.info(\"{name}: \" .. tostring(v) .. \"\\n\")\nend",
+             "v = {call}  # str, int or None\nif v is not None:\n"
+             "    KSR.info(\"{name}: %s\\n\" % v)"),
+    "none": ("{call}", "{call}"),
+}  # fmt: skip
 
 
 def anchor(e: Export) -> str:
+    """Stable anchor of a function: ``KSR.sl.send_reply`` -> ``ksr-sl-send-reply``."""
     return ("ksr-" + e.qualname).replace(".", "-").replace("_", "-").lower()
 
 
-def signatures(e: Export) -> list[tuple[str, str]]:
-    def plist(lang: str, typed: str) -> str:
-        parts = []
-        for p in e.params:
-            name = escape(p.name, lang)
-            t = getattr(TYPES[p.type], typed)
-            parts.append(
-                f"{name}: {t}" if lang in ("python", "js") else f"{name}" if lang != "c" else t
-            )
-        return ", ".join(parts)
+def loadmodule_line(module: str) -> str | None:
+    """The config line that makes a module's functions exist (None for the core)."""
+    return None if module == CORE else f'loadmodule "{module}.so"'
 
+
+def member(e: Export, lang: str) -> str:
+    """``KSR.<sub>.<fn>`` as written in ``lang`` (reserved words escaped)."""
+    fn = escape(e.name, lang)
+    if lang == "ruby":
+        return f"KSR::{e.submodule.upper()}.{fn}" if e.submodule else f"KSR.{fn}"
+    return f"KSR.{e.submodule}.{fn}" if e.submodule else f"KSR.{fn}"
+
+
+def c_symbol(e: Export) -> str:
+    """The C function of an export: its symbol, or the name a C port would use."""
+    if e.impl_kind == "c":
+        return e.impl
+    return "ksr_" + (f"{e.submodule}_{e.name}" if e.submodule else e.name)
+
+
+def signatures(e: Export) -> list[tuple[str, str]]:
+    """(language, signature) for every scripting language and C."""
     ret = TYPES[e.ret]
-    ruby_mod = f"KSR::{e.submodule.upper()}." if e.submodule else "KSR."
-    c_params = ", ".join(["sip_msg_t *msg"] + [TYPES[p.type].c_param for p in e.params])
-    lua_params = ", ".join(escape(p.name, "lua") for p in e.params)
+
+    def typed(lang: str, attr: str, fmt: str) -> str:
+        return ", ".join(
+            fmt.format(n=escape(p.name, lang), t=getattr(TYPES[p.type], attr)) for p in e.params
+        )
+
+    c_params = ", ".join(
+        ["sip_msg_t *msg"] + [f"{TYPES[p.type].c_param} {p.name}".replace("* ", "*") for p in e.params]
+    )
     return [
-        ("Lua", f"{e.ksr_name}({lua_params}) -> {ret.lua}"),
-        ("Python", f"{e.ksr_name}({plist('python', 'python')}) -> {ret.python}"),
-        ("JavaScript", f"{e.ksr_name}({plist('js', 'ts')}): {ret.ts}"),
-        ("Ruby", f"{ruby_mod}{escape(e.name, 'ruby')}({', '.join(p.name for p in e.params)})"),
-        ("Squirrel", f"{e.ksr_name}({', '.join(p.name for p in e.params)})"),
-        ("C", f"{ret.c_ret} {e.impl if e.impl_kind == 'c' else 'fn'}({c_params})"),
+        ("Lua", f"{member(e, 'lua')}({typed('lua', 'lua', '{n}: {t}')}) -> {ret.lua}"),
+        ("Python", f"{member(e, 'python')}({typed('python', 'python', '{n}: {t}')}) -> {ret.python}"),
+        ("JavaScript", f"{member(e, 'js')}({typed('js', 'ts', '{n}: {t}')}): {ret.ts}"),
+        ("Ruby", f"{member(e, 'ruby')}: ({typed('ruby', 'rbs', '{t} {n}')}) -> {ret.rbs}"),
+        ("Squirrel", f"{member(e, 'sqlang')}({typed('sqlang', 'sqlang', '{t} {n}')}) -> {ret.sqlang}"),
+        ("C", f"{ret.c_ret} {c_symbol(e)}({c_params})".replace("* ", "*")),
+    ]  # fmt: skip
+
+
+def sr_kemi_row(e: Export) -> str:
+    """The export's entry in a C module's ``sr_kemi_t`` array, as in Kamailio."""
+    ptypes = [TYPES[p.type].sr_kemip for p in e.params]
+    ptypes += ["SR_KEMIP_NONE"] * (MAX_PARAMS - len(ptypes))
+    return (
+        f'{{ str_init("{e.submodule}"), str_init("{e.name}"),\n'
+        f"    {TYPES[e.ret].sr_kemip}, {c_symbol(e)},\n"
+        f"    {{ {', '.join(ptypes[:3])},\n"
+        f"        {', '.join(ptypes[3:])} }}\n}},"
+    )
+
+
+def _sample_args(e: Export, lang: str) -> str:
+    nil = {"python": "None"}.get(lang, "nil")
+    del nil
+    parts = []
+    for p in e.params:
+        parts.append("1" if p.type == "int" else f'"{p.name}"')
+    return ", ".join(parts)
+
+
+def examples(e: Export) -> list[tuple[str, str, str]]:
+    """(tab title, highlight language, code): the spec's example, else a generated call."""
+    lua_use, py_use = _USE[e.ret]
+    lua_call = f"{member(e, 'lua')}({_sample_args(e, 'lua')})"
+    py_call = f"{member(e, 'python')}({_sample_args(e, 'python')})"
+    lua = e.example.rstrip() if e.example.strip() else lua_use.format(call=lua_call, name=e.name)
+    return [
+        ("Lua", "lua", lua),
+        ("Python", "python", py_use.format(call=py_call, name=e.name)),
     ]
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (one line, pipes escaped)."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def function_view(e: Export) -> dict[str, Any]:
     return {
         "ksr_name": e.ksr_name,
+        "qualname": e.qualname,
+        "name": e.name,
         "anchor": anchor(e),
         "module": e.module,
         "ret": e.ret,
-        "summary": e.summary.replace("|", "\\|"),
-        "description": e.description,
-        "example": e.example,
-        "kamailio_name": e.kamailio_name,
-        "params": [{"name": p.name, "type": p.type, "doc": p.doc} for p in e.params],
+        "summary": e.summary.strip(),
+        "summary_cell": _cell(e.summary),
+        "description": e.description.strip(),
+        "kamailio_name": e.kamailio_name if e.kamailio_name not in (None, e.name) else None,
+        "params": [{"name": p.name, "type": p.type, "doc": _cell(p.doc)} for p in e.params],
         "params_text": ", ".join(f"{p.type} {p.name}" for p in e.params) or "-",
         "returns": RETURNS[e.ret],
-        "signatures": signatures(e),
+        "signatures": [(lang, _cell(text)) for lang, text in signatures(e)],
+        "sr_kemi": sr_kemi_row(e),
+        "impl_kind": e.impl_kind,
+        "impl": e.impl,
+        "loadmodule": loadmodule_line(e.module),
+        "examples": examples(e),
+        "spec_file": e.spec_file,
+    }
+
+
+def modparam_view(m: Module, p: ModParam) -> dict[str, Any]:
+    if p.default is None:
+        default = "-"
+        value = '"..."' if p.type == "str" else "0"
+    elif p.type == "str":
+        default = f'`"{p.default}"`'
+        value = f'"{p.default}"'
+    else:
+        default = f"`{p.default}`"
+        value = str(p.default)
+    return {
+        "module": m.name,
+        "name": p.name,
+        "type": p.type,
+        "default": default,
+        "doc": _cell(p.doc),
+        "multi": p.multi,
+        "anchor": f"{m.name}-{p.name}".replace("_", "-").lower(),
+        "example": f'modparam("{m.name}", "{p.name}", {value})',
     }
 
 
@@ -74,16 +184,43 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
         out[rel] = tpl.render(
             banner_text=f"Generated by pykemi.codegen from {m.spec_file}. Do not edit.",
             module=m,
-            params=[p for p in m.params],
+            loadmodule=loadmodule_line(m.name),
+            submodules=[
+                {"name": s, "ksr": f"KSR.{s}" if s else "KSR", "ruby": f"KSR::{s.upper()}"}
+                for s in m.submodules
+            ],
+            params=[modparam_view(m, p) for p in m.params],
             functions=[function_view(e) for e in m.exports],
         )
+    functions = [function_view(e) for e in sorted(spec.exports, key=lambda e: e.ksr_name.lower())]
     out["docs/index.md"] = env.get_template("docs/index.md.j2").render(
         banner_text="Generated by pykemi.codegen from spec/*.yaml. Do not edit.",
         spec_hash=spec.hash,
         count=len(spec.exports),
         modules=[
-            {"name": m.name, "count": len(m.exports), "summary": m.summary} for m in spec.modules
+            {
+                "name": m.name,
+                "count": len(m.exports),
+                "summary": _cell(m.summary),
+                "loadmodule": loadmodule_line(m.name),
+                "submodules": ", ".join(f"`KSR.{s}`" if s else "`KSR`" for s in m.submodules),
+            }
+            for m in spec.modules
         ],
-        functions=[function_view(e) for e in sorted(spec.exports, key=lambda e: e.ksr_name)],
+        functions=functions,
+    )
+    # module parameters of every module; "modparams/index.md" keeps the page's stem
+    # "index" (one page built from every spec, like docs/index.md)
+    out["docs/modparams/index.md"] = env.get_template("docs/modparams.md.j2").render(
+        banner_text="Generated by pykemi.codegen from spec/*.yaml. Do not edit.",
+        modules=[
+            {
+                "name": m.name,
+                "summary": _cell(m.summary),
+                "loadmodule": loadmodule_line(m.name),
+                "params": [modparam_view(m, p) for p in m.params],
+            }
+            for m in spec.modules
+        ],
     )
     return out

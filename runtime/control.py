@@ -1,0 +1,289 @@
+"""JSON-RPC 2.0 control socket (Kamailio's jsonrpcs method names and result shapes).
+
+A Unix stream socket owned by the main process, created with mode 0600. A
+client writes one request object and half-closes; the server answers and
+closes. Methods that act on workers (reload) bump a counter in shared memory
+that every worker checks between messages.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import platform
+import selectors
+import socket
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .core.log import L_ERR, L_INFO, log
+from .engines.base import ScriptError
+
+VERSION = "0.1.0"
+MAX_REQUEST = 1 << 20
+
+Method = Callable[[list[Any]], Any]
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def default_socket_path(port: int) -> str:
+    base = Path("/run/pykemi")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return str(base / f"pykemi_rpc-{port}.sock")
+    except OSError:
+        pass
+    return f"/tmp/pykemi_rpc-{port}.sock"
+
+
+class ReloadCounter:
+    """A version number in shared memory (created before fork, read by every worker)."""
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, 8)
+        self._mem[:8] = struct.pack("q", 0)
+
+    @property
+    def value(self) -> int:
+        return int(struct.unpack("q", self._mem[:8])[0])
+
+    def bump(self) -> int:
+        new = self.value + 1
+        self._mem[:8] = struct.pack("q", new)
+        return new
+
+
+class Control:
+    """The control socket and its methods; lives in the main process."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.router = server.router
+        cfg = self.router.cfg
+        first_port = self.router.proc.listen[0][2] if self.router.proc.listen else 5060
+        path = cfg.get("kemi.rpc_socket")
+        self.path = str(path) if isinstance(path, str) and path else default_socket_path(first_port)
+        self.started = time.time()
+        self.reload_counter = ReloadCounter()
+        self._seen_version = 0
+        self.router.before_message_hooks.append(self._check_reload)
+        self.methods: dict[str, Method] = {}
+        self._register_core()
+        self.sock = self._listen()
+        self.clients: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.sel: selectors.BaseSelector | None = None
+        log(L_INFO, f"control socket on {self.path}")
+
+    # -- socket ----------------------------------------------------------------------------
+
+    def _listen(self) -> socket.socket:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is created 0600: local root/owner only
+        try:
+            sock.bind(self.path)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
+
+    def register(self, sel: selectors.BaseSelector) -> None:
+        self.sel = sel
+        sel.register(self.sock, selectors.EVENT_READ, ("ctl", None))
+
+    def on_event(self, key: selectors.SelectorKey, mask: int) -> None:
+        assert self.sel is not None
+        sock: socket.socket = key.fileobj  # type: ignore[assignment]
+        if sock is self.sock:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            self.clients[conn.fileno()] = (conn, bytearray())
+            self.sel.register(conn, selectors.EVENT_READ, ("ctl", conn.fileno()))
+            return
+        entry = self.clients.get(sock.fileno())
+        if entry is None:
+            return
+        conn, buf = entry
+        try:
+            chunk = conn.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            buf += chunk
+            if len(buf) > MAX_REQUEST:
+                self._reply(conn, _error(None, -32600, "Request too large"))
+                return
+            if not _complete(buf):
+                return
+        self._reply(conn, self.handle_bytes(bytes(buf)))
+
+    def _reply(self, conn: socket.socket, data: bytes) -> None:
+        assert self.sel is not None
+        self.clients.pop(conn.fileno(), None)
+        try:
+            self.sel.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        try:
+            conn.setblocking(True)
+            conn.settimeout(2.0)
+            conn.sendall(data)
+        except OSError:
+            pass
+        conn.close()
+
+    def close_in_child(self) -> None:
+        self.sock.close()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- protocol ----------------------------------------------------------------------------
+
+    def handle_bytes(self, data: bytes) -> bytes:
+        try:
+            req = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _error(None, -32700, "Parse error")
+        if isinstance(req, list):
+            if not req:
+                return _error(None, -32600, "Invalid Request")
+            answers = [self.handle(r) for r in req]
+            return ("[" + ",".join(a for a in answers if a) + "]\n").encode()
+        return (self.handle(req) or "").encode()
+
+    def handle(self, req: Any) -> str:
+        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(
+            req.get("method"), str
+        ):
+            return _error(None, -32600, "Invalid Request").decode()
+        rid = req.get("id")
+        params = req.get("params", [])
+        if isinstance(params, dict):
+            params = list(params.values())
+        if not isinstance(params, list):
+            return _error(rid, -32602, "Invalid params").decode()
+        method = self.methods.get(req["method"])
+        if method is None:
+            return _error(rid, -32601, "Method not found").decode()
+        try:
+            result = method(params)
+        except RpcError as exc:
+            return _error(rid, exc.code, exc.message).decode()
+        except Exception as exc:  # noqa: BLE001 - an RPC must never take the server down
+            log(L_ERR, f"rpc {req['method']} failed: {exc!r}")
+            return _error(rid, 500, f"Internal error: {exc}").decode()
+        if "id" not in req:
+            return ""  # notification
+        return json.dumps({"jsonrpc": "2.0", "result": result, "id": rid}) + "\n"
+
+    # -- methods -----------------------------------------------------------------------------
+
+    def _register_core(self) -> None:
+        eng = self.router.engine
+        prefix = eng.rpc_prefix
+        m = self.methods
+        m["core.version"] = lambda p: f"pykemi {VERSION} ({platform.machine()}/{os.uname().sysname.lower()})"
+        m["core.uptime"] = self._uptime
+        m["core.ps"] = self._ps
+        m["core.echo"] = lambda p: p
+        m["system.listMethods"] = lambda p: sorted(self.methods)
+        m[f"{prefix}.api_list"] = lambda p: self.router.registry.api_list()
+        m[f"{prefix}.reload"] = self._reload
+        if prefix == "app_lua":
+            m["app_lua.list"] = lambda p: f"0: [{eng.script}]"
+
+    def _uptime(self, params: list[Any]) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "now": time.ctime(now),
+            "up_since": time.ctime(self.started),
+            "uptime": int(now - self.started),
+        }
+
+    def _ps(self, params: list[Any]) -> list[dict[str, Any]]:
+        out = [{"IDX": 0, "PID": os.getpid(), "DSC": "main process - attendant"}]
+        for pid, rank in sorted(self.server.children.items(), key=lambda kv: kv[1]):
+            out.append({"IDX": rank, "PID": pid, "DSC": f"worker {rank} ({self.router.cfg.cfgengine})"})
+        return out
+
+    def _reload(self, params: list[Any]) -> Any:
+        eng = self.router.engine
+        if eng.script is None or not eng.script.exists():
+            raise RpcError(500, "No script file")
+        # check the new script in the main process first: a broken script is refused
+        try:
+            eng.reload()
+        except ScriptError as exc:
+            raise RpcError(500, f"Reload Failed: {exc}") from None
+        old = self.reload_counter.value
+        new = self.reload_counter.bump()
+        log(L_INFO, f"{eng.rpc_prefix}: script reload requested ({old} -> {new})")
+        if eng.rpc_prefix == "app_lua":
+            return None
+        return {"old": old, "new": new}
+
+    def _check_reload(self) -> None:
+        version = self.reload_counter.value
+        if version == self._seen_version:
+            return
+        self._seen_version = version
+        try:
+            self.router.engine.reload()
+            log(L_INFO, f"script reloaded (version {version})")
+        except ScriptError as exc:
+            log(L_ERR, f"script reload failed, keeping the previous one: {exc}")
+
+
+def _complete(buf: bytearray) -> bool:
+    try:
+        json.loads(bytes(buf).decode("utf-8"))
+        return True
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def _error(rid: Any, code: int, message: str) -> bytes:
+    return (
+        json.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": rid})
+        + "\n"
+    ).encode()
+
+
+def call(path: str, method: str, params: list[Any], timeout: float = 10.0) -> Any:
+    """Client side (``kemi rpc``): returns the decoded response object."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode())
+        s.shutdown(socket.SHUT_WR)
+        data = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data.decode("utf-8"))
