@@ -17,10 +17,10 @@ from pathlib import Path
 import black
 import pytest
 
-from codegen.generate import ROOT, check, load, render_all
-from codegen.models import Spec
-from codegen.names import RESERVED, escape
-from codegen.spec import load_spec
+from pykemi.codegen.generate import ROOT, check, load, render_all
+from pykemi.codegen.models import Spec
+from pykemi.codegen.names import RESERVED, escape
+from pykemi.codegen.spec import load_spec
 
 GENERATED = ROOT / "generated"
 KEYWORDS = Path(__file__).resolve().parent / "fixtures" / "keywords"

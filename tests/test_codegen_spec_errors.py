@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from codegen.errors import SpecError, SpecErrors
-from codegen.spec import load_spec
+from pykemi.codegen.errors import SpecError, SpecErrors
+from pykemi.codegen.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 BADSPEC = Path(__file__).resolve().parent / "fixtures" / "badspec"

@@ -34,11 +34,11 @@ from typing import Any
 
 import pytest
 
-from codegen.generate import ROOT
-from codegen.names import escape
-from codegen.render import environment, write_tree
-from codegen.spec import load_spec
-from codegen.targets import TARGETS
+from pykemi.codegen.generate import ROOT
+from pykemi.codegen.names import escape
+from pykemi.codegen.render import environment, write_tree
+from pykemi.codegen.spec import load_spec
+from pykemi.codegen.targets import TARGETS
 
 GENERATED = ROOT / "generated"
 KEYWORDS = Path(__file__).resolve().parent / "fixtures" / "keywords"
@@ -404,22 +404,12 @@ def _ruby_mod(sub: str) -> str:
     return f"KSR::{sub.upper()}" if sub else "KSR"
 
 
-RUBY_ONE_PARAM_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "codegen/templates/ruby/module.rb.j2 line 15: with one parameter, "
-        "`x = KSR._kemi_check(slot, [x])` binds the whole returned array to x; emit "
-        "`{{ f.args }}, = KSR._kemi_check(...)` (trailing comma destructures for any count)"
-    ),
-)
-
 
 def _ruby_check_cases() -> list[Any]:
-    """Modules whose shims take the check path; xfail where a function has one parameter."""
+    """Modules whose shims take the check path."""
     out = []
     for which, module in _module_cases():
-        one = any(len(fn.ptypes) == 1 for fn in _functions(which, module))
-        marks = [RUBY_ONE_PARAM_XFAIL] if one else []
+        marks: list[Any] = []
         out.append(pytest.param((which, module), marks=marks, id=f"{which}:{module}"))
     return out
 

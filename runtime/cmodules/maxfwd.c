@@ -44,6 +44,9 @@ static int maxfwd_write(sip_msg_t *msg, int val)
 	return ksr_host->hdr_set(msg, MAXFWD_HDR, MAXFWD_HDR_LEN, buf, n);
 }
 
+/* modparam max_limit, read once per process (configs do not change at run time) */
+static int maxfwd_max_limit = -1;
+
 int ksr_maxfwd_process(sip_msg_t *msg, int limit)
 {
 	int val, max_limit;
@@ -53,7 +56,9 @@ int ksr_maxfwd_process(sip_msg_t *msg, int limit)
 		maxfwd_log(L_ERR, "maxfwd: process_maxfwd: limit must be 0..255\n");
 		return -2;
 	}
-	max_limit = ksr_host->modparam_int("maxfwd", "max_limit", 256);
+	if (maxfwd_max_limit < 0)
+		maxfwd_max_limit = ksr_host->modparam_int("maxfwd", "max_limit", 256);
+	max_limit = maxfwd_max_limit;
 	val = maxfwd_value(msg);
 	if (val == -1) {
 		if (maxfwd_write(msg, limit) < 0)

@@ -70,9 +70,8 @@ class LuaEngine(Engine):
         view: list[Invoker] = self.registry.view("bytes")
         self._view = view
 
-        def call(slot: int, *args: Any) -> Any:
-            return view[slot](*args)
-
+        # slot -> host function; each shim binds its functions' entries once, at load time
+        fns = rt.table_from({i: inv for i, inv in enumerate(view)})
         host = rt.table_from(
             {
                 b"drop": self._drop,
@@ -89,7 +88,7 @@ class LuaEngine(Engine):
                 src = shim.read_bytes()
             except OSError as exc:
                 raise ScriptError(f"missing Lua shim {shim}: run `kemi generate`") from exc
-            rt.execute(src, ksr, call, self.registry.base(module), check, sig)
+            rt.execute(src, ksr, fns, self.registry.base(module), check, sig)
         self._runner = rt.execute(_RUNNER.encode(), EXIT_MARKER.encode())
         self._globals = rt.globals()
         self._cache: dict[str, Any] = {}
