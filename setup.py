@@ -30,7 +30,22 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 
 PACKAGES, PACKAGE_DIR = _packages()
-DATA = ["*.j2", "*.lua", "*.js", "*.ts", "*.rb", "*.rbs", "*.nut", "*.c", "*.h", "*.json", "*.md", "*.pyi", "*.typed", "*.luacheckrc"]
+DATA = [
+    "*.j2",
+    "*.lua",
+    "*.js",
+    "*.ts",
+    "*.rb",
+    "*.rbs",
+    "*.nut",
+    "*.c",
+    "*.h",
+    "*.json",
+    "*.md",
+    "*.pyi",
+    "*.typed",
+    "*.luacheckrc",
+]
 
 setup(
     packages=PACKAGES,

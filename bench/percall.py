@@ -65,7 +65,10 @@ def script(engine: str, n: int) -> str:
         fns = [f"function bench_{k}()\n  for i = 1, {n} do {v} end\nend" for k, v in calls.items()]
         return "function ksr_request_route() end\n" + "\n".join(fns) + "\n"
     if engine == "python":
-        fns = [f"def bench_{k}(msg):\n    for _ in range({n}):\n        {v}\n" for k, v in calls.items()]
+        fns = [
+            f"def bench_{k}(msg):\n    for _ in range({n}):\n        {v}\n"
+            for k, v in calls.items()
+        ]
         return "import KSR\n\ndef ksr_request_route(msg):\n    pass\n\n" + "\n".join(fns)
     if engine == "jsdt":
         fns = [f"function bench_{k}() {{ for (var i = 0; i < {n}; i++) {{ {v} }} }}"

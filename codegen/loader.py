@@ -27,9 +27,11 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _Loader(""). construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = _Loader("").construct_object(key_node, deep=True) 
             if not isinstance(key, str):
-                raise SpecError(file, key_node.start_mark.line + 1, _dotted(path), "keys must be strings")
+                raise SpecError(
+                    file, key_node.start_mark.line + 1, _dotted(path), "keys must be strings"
+                )
             if key in out:
                 raise SpecError(
                     file,
@@ -42,7 +44,7 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
-    return _Loader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return _Loader("").construct_object(node, deep=True) 
 
 
 def _dotted(path: PathKey) -> str:
@@ -96,7 +98,9 @@ def load_yaml(path: Path, display: str | None = None) -> LoadedYaml:
     except yaml.YAMLError as exc:
         raise SpecError(file, 1, "", f"invalid YAML: {exc}") from exc
     if node is None:
-        raise SpecError(file, 1, "", "empty spec file (expected a mapping with 'module' and 'exports')")
+        raise SpecError(
+            file, 1, "", "empty spec file (expected a mapping with 'module' and 'exports')"
+        )
     lines: dict[PathKey, int] = {}
     data = _convert(node, (), lines, file)
     if not isinstance(data, dict):

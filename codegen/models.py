@@ -69,7 +69,11 @@ class ModParamSpec(_Strict):
     @model_validator(mode="after")
     def _default_matches(self) -> ModParamSpec:
         if self.default is not None:
-            ok = isinstance(self.default, int) if self.type == "int" else isinstance(self.default, str)
+            ok = (
+                isinstance(self.default, int)
+                if self.type == "int"
+                else isinstance(self.default, str)
+            )
             if not ok or isinstance(self.default, bool):
                 raise ValueError(f"default {self.default!r} is not of type {self.type}")
         return self

@@ -49,7 +49,11 @@ def _c_str(text: str) -> str:
 
 def _c_escape(text: str) -> str:
     return (
-        str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        str(text)
+        .replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
     )
 
 

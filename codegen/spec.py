@@ -79,13 +79,19 @@ def _model_errors(loaded: LoadedYaml, exc: ValidationError) -> list[SpecError]:
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
         # pydantic puts union/validator names in loc; keep the data path only
-        path = tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "str"))))
+        path = tuple(
+            p for p in loc if not (isinstance(p, str) and p.startswith(("function-", "str")))
+        )
         out.append(loaded.error(path, _describe(dict(err))))
     return out
 
 
 def _resolve(loaded: LoadedYaml, spec: ModuleSpec, start: int) -> Module:
-    default_sub = spec.submodule if spec.submodule is not None else ("" if spec.module == CORE else spec.module)
+    default_sub = (
+        spec.submodule
+        if spec.submodule is not None
+        else ("" if spec.module == CORE else spec.module)
+    )
     exports = []
     for i, e in enumerate(spec.exports):
         kind, target = ("python", e.impl.python) if e.impl.python else ("c", e.impl.c)

@@ -83,7 +83,9 @@ def rule_names_in_every_language(modules: Sequence[Module]) -> list[SpecError]:
     for m in modules:
         for e in m.exports:
             if e.name.startswith(PRIVATE_PREFIX):
-                errors.append(_err(e, "name", f"names starting with '{PRIVATE_PREFIX}' are reserved"))
+                errors.append(
+                    _err(e, "name", f"names starting with '{PRIVATE_PREFIX}' are reserved")
+                )
             names = [p.name for p in e.params]
             for i, p in enumerate(e.params):
                 if p.name.startswith(PRIVATE_PREFIX):

@@ -65,14 +65,14 @@ def release_buffers() -> None:
 
 
 def _install_host(ffi: Any, lib: Any) -> None:
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_log(level: int, text: Any, length: int) -> None:
         log(level, ffi.unpack(text, length).decode("utf-8", "replace"), "cmod")
 
     def _name(p: Any, n: int) -> str:
         return str(ffi.unpack(p, n).decode("utf-8", "surrogateescape"))
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_hdr_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -87,7 +87,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
         out.len = len(data)
         return 1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_hdr_set(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -95,7 +95,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
         ctx.msg.set_header(_name(name, nlen), _name(val, vlen))
         return 1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_hdr_append(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -103,14 +103,14 @@ def _install_host(ffi: Any, lib: Any) -> None:
         ctx.msg.append_header(_name(name, nlen), _name(val, vlen))
         return 1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_hdr_remove(msg: Any, name: Any, nlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
             return -2
         return 1 if ctx.msg.remove_header(_name(name, nlen)) > 0 else -1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_pv_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
         from .core.pv import get_pv
 
@@ -132,7 +132,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
             out.v.s.len = len(data)
         return 1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_pv_set(msg: Any, name: Any, nlen: int, val: Any) -> int:
         from .core.pv import set_pv
 
@@ -148,7 +148,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
             value = None
         return 1 if set_pv(ctx, _name(name, nlen), value) else -1
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_send_reply(msg: Any, code: int, reason: Any, rlen: int) -> int:
         from .modules.sl import send_reply
 
@@ -157,12 +157,12 @@ def _install_host(ffi: Any, lib: Any) -> None:
             return -2
         return int(send_reply(ctx, code, _name(reason, rlen)))
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_is_request(msg: Any) -> int:
         ctx = CURRENT.ctx
         return 1 if ctx is not None and ctx.msg.is_request else 0
 
-    @ffi.def_extern()  # type: ignore[misc]
+    @ffi.def_extern()  # type: ignore[untyped-decorator]
     def _kemi_host_modparam_int(module: Any, name: Any, dflt: int) -> int:
         key = (ffi.string(module).decode(), ffi.string(name).decode())
         return _modparams.get(key, dflt)
@@ -261,7 +261,7 @@ def c_invoker(e: ExportInfo, slot: int, strings: str) -> Invoker:
     else:
         lines.append(f"    return xval({call})")
     namespace: dict[str, Any] = {"fn": fn, "msg": msg, "xval": _xval_converter(ffi, strings)}
-    exec("\n".join(lines), namespace)  # noqa: S102 - code built from the signature only
+    exec("\n".join(lines), namespace)
     invoker: Invoker = namespace["invoke"]
     invoker.__qualname__ = e.ksr_name
     return invoker

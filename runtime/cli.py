@@ -40,10 +40,9 @@ def _load(args: argparse.Namespace) -> object:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .control import Control
     from .dispatch import StartupError
     from .server import Server
-
-    from .control import Control
 
     router = _load(args)
     if isinstance(router, int):

@@ -176,8 +176,10 @@ class Control:
         return (self.handle(req) or "").encode()
 
     def handle(self, req: Any) -> str:
-        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(
-            req.get("method"), str
+        if (
+            not isinstance(req, dict)
+            or req.get("jsonrpc") != "2.0"
+            or not isinstance(req.get("method"), str)
         ):
             return _error(None, -32600, "Invalid Request").decode()
         rid = req.get("id")
@@ -206,7 +208,9 @@ class Control:
         eng = self.router.engine
         prefix = eng.rpc_prefix
         m = self.methods
-        m["core.version"] = lambda p: f"pykemi {VERSION} ({platform.machine()}/{os.uname().sysname.lower()})"
+        m["core.version"] = (
+            lambda p: f"pykemi {VERSION} ({platform.machine()}/{os.uname().sysname.lower()})"
+        )
         m["core.uptime"] = self._uptime
         m["core.ps"] = self._ps
         m["core.echo"] = lambda p: p
@@ -227,7 +231,9 @@ class Control:
     def _ps(self, params: list[Any]) -> list[dict[str, Any]]:
         out = [{"IDX": 0, "PID": os.getpid(), "DSC": "main process - attendant"}]
         for pid, rank in sorted(self.server.children.items(), key=lambda kv: kv[1]):
-            out.append({"IDX": rank, "PID": pid, "DSC": f"worker {rank} ({self.router.cfg.cfgengine})"})
+            out.append(
+                {"IDX": rank, "PID": pid, "DSC": f"worker {rank} ({self.router.cfg.cfgengine})"}
+            )
         return out
 
     def _reload(self, params: list[Any]) -> Any:
@@ -278,7 +284,9 @@ def call(path: str, method: str, params: list[Any], timeout: float = 10.0) -> An
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode())
+        s.sendall(
+            json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
+        )
         s.shutdown(socket.SHUT_WR)
         data = bytearray()
         while True:

@@ -150,7 +150,9 @@ class Registry:
             return self.bases[name]
         info = self.api.modules.get(name)
         if info is None:
-            raise StartupError(f"module '{name}' has no spec (known: {', '.join(self.api.modules)})")
+            raise StartupError(
+                f"module '{name}' has no spec (known: {', '.join(self.api.modules)})"
+            )
         if len(self.exports) + len(info.exports) > self.capacity:
             raise StartupError(
                 f"too many KEMI exports: loading module '{name}' needs "
@@ -282,7 +284,7 @@ def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Inv
             body.append(f"        return {_conv_ret(e.ret, strings, 'r')}")
         body.append("    return invoke")
         namespace: dict[str, Any] = {}
-        exec("\n".join(body), namespace)  # noqa: S102 - code built from the signature only
+        exec("\n".join(body), namespace)
         factory = namespace["_kemi_factory"]
         _FACTORY_CACHE[key] = factory
     invoker: Invoker = factory(impl, CURRENT)
@@ -292,7 +294,7 @@ def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Inv
 
 def check_args(e: ExportInfo, args: Sequence[Any]) -> tuple[Any, ...]:
     """Slow path of every shim's type check: coerce what KEMI accepts or raise KemiArgError."""
-    out = []
+    out: list[str | int] = []
     for i, (want, name) in enumerate(zip(e.params, e.param_names, strict=True)):
         v = args[i] if i < len(args) else MISSING
         if v is MISSING:

@@ -259,7 +259,9 @@ class Server:
             self._reap()
             self._tcp_idle()
 
-    def _to_worker(self, proto: str, local: int, conn: int, src: tuple[str, int], data: bytes) -> None:
+    def _to_worker(
+        self, proto: str, local: int, conn: int, src: tuple[str, int], data: bytes
+    ) -> None:
         if not self.channels:
             return
         w = worker_for(data, len(self.channels))

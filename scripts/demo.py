@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import ROOT, SIPP, router, sipp  # noqa: E402
+from tests.harness import ROOT, SIPP, router, sipp
 
 
 def main() -> int:
@@ -38,7 +38,9 @@ def main() -> int:
                     f"({took:.1f}s with sipp at 1000/s)"
                 )
                 hops = sipp("options_maxfwd0.xml", r.port, tmp, calls=5, rate=50)
-                print(f"OPTIONS with Max-Forwards: 0: {hops.successful}/5 answered 483 Too Many Hops")
+                print(
+                    f"OPTIONS with Max-Forwards: 0: {hops.successful}/5 answered 483 Too Many Hops"
+                )
                 failed += ok.failed + hops.failed + (calls - ok.successful) + (5 - hops.successful)
                 lines = [ln for ln in r.log.splitlines() if "INFO" in ln or "NOTICE" in ln]
                 print("router log (first lines):")

@@ -17,26 +17,26 @@ ENGINE_MODULE = {"lua": "app_lua", "python": "app_python3"}
 SCRIPT_NAME = {"lua": "script.lua", "python": "script.py"}
 
 OPTIONS = (
-    "OPTIONS sip:alice@127.0.0.1:5060 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n"
-    "From: <sip:bob@127.0.0.1>;tag=abc\r\n"
-    "To: <sip:alice@127.0.0.1>\r\n"
-    "Call-ID: call-1@127.0.0.1\r\n"
-    "CSeq: 1 OPTIONS\r\n"
-    "Max-Forwards: 70\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"OPTIONS sip:alice@127.0.0.1:5060 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n"
+    b"From: <sip:bob@127.0.0.1>;tag=abc\r\n"
+    b"To: <sip:alice@127.0.0.1>\r\n"
+    b"Call-ID: call-1@127.0.0.1\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 REPLY_200 = (
-    "SIP/2.0 200 OK\r\n"
-    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-ours\r\n"
-    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport=5070\r\n"
-    "From: <sip:bob@127.0.0.1>;tag=abc\r\n"
-    "To: <sip:alice@127.0.0.1>;tag=xyz\r\n"
-    "Call-ID: call-1@127.0.0.1\r\n"
-    "CSeq: 1 OPTIONS\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"SIP/2.0 200 OK\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-ours\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport=5070\r\n"
+    b"From: <sip:bob@127.0.0.1>;tag=abc\r\n"
+    b"To: <sip:alice@127.0.0.1>;tag=xyz\r\n"
+    b"Call-ID: call-1@127.0.0.1\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 @dataclass

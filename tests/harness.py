@@ -113,7 +113,9 @@ def sipp(
     return SippResult(run.returncode, succ, fail, created, text)
 
 
-def kemi(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def kemi(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "pykemi.runtime.cli", *args],

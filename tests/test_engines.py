@@ -27,7 +27,7 @@ function ksr_request_route()
 end
 """
 
-PY_BASIC = '''
+PY_BASIC = """
 import KSR
 import Router.Logger as Logger
 
@@ -49,7 +49,7 @@ class Handler:
         KSR.sl.send_reply(200, "OK")
         KSR.x.exit()
         KSR.info("after exit\\n")
-'''
+"""
 
 
 def test_lua_returns_and_exit(tmp_path: Path) -> None:
@@ -129,8 +129,7 @@ def test_python_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_lua_drop_stops_reply_forwarding(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         function ksr_request_route() end
         function ksr_reply_route()
             if KSR.kx.get_status() == 200 then
@@ -138,8 +137,7 @@ def test_lua_drop_stops_reply_forwarding(tmp_path: Path) -> None:
             end
             KSR.info("not reached\\n")
         end
-        """
-    )
+        """)
     with in_process(tmp_path, "lua", script) as r:
         assert r.handle(REPLY_200) == []
         assert "not reached" not in r.text
@@ -155,29 +153,25 @@ def test_lua_reply_forwarded_statelessly(tmp_path: Path) -> None:
 
 
 def test_core_drop_only_marks(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         function ksr_request_route() end
         function ksr_reply_route()
             KSR.drop()
             KSR.info("continued\\n")
         end
-        """
-    )
+        """)
     with in_process(tmp_path, "lua", script) as r:
         assert r.handle(REPLY_200) == []
         assert "continued" in r.text
 
 
 def test_lua_pcall_exit_is_catchable(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         function ksr_request_route()
             local ok, err = pcall(KSR.x.exit)
             KSR.info("pcall " .. tostring(ok) .. " " .. tostring(err) .. "\\n")
         end
-        """
-    )
+        """)
     with in_process(tmp_path, "lua", script) as r:
         r.handle()
         assert "pcall false ~~ksr~exit~~" in r.text
@@ -213,24 +207,21 @@ def test_modf_runs_native_function(tmp_path: Path, engine: str) -> None:
 
 
 def test_python_function_style_and_msg_methods(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         import KSR
 
         def ksr_request_route(msg):
             msg.rewrite_ruri("sip:carol@127.0.0.1:5090")
             KSR.info("ruri " + KSR.pv.get("$ru") + " hdr " + str(msg.getHeader("call-id")) + "\\n")
             KSR.sl.send_reply(200, "OK")
-        """
-    )
+        """)
     with in_process(tmp_path, "python", script) as r:
         assert [m.status for m in r.handle()] == [200]
         assert "ruri sip:carol@127.0.0.1:5090 hdr call-1@127.0.0.1" in r.text
 
 
 def test_python_msg_invalid_after_callback(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         import KSR
         kept = []
 
@@ -241,8 +232,7 @@ def test_python_msg_invalid_after_callback(tmp_path: Path) -> None:
                 except RuntimeError as exc:
                     KSR.info("old msg: %s\\n" % exc)
             kept[:] = [msg]
-        """
-    )
+        """)
     with in_process(tmp_path, "python", script) as r:
         r.handle()
         r.handle()
@@ -250,14 +240,12 @@ def test_python_msg_invalid_after_callback(tmp_path: Path) -> None:
 
 
 def test_maxfwd_c_export_from_both_engines(tmp_path: Path) -> None:
-    lua = textwrap.dedent(
-        """
+    lua = textwrap.dedent("""
         function ksr_request_route()
             local rc = KSR.maxfwd.process_maxfwd(10)
             KSR.info("rc=" .. rc .. " mf=" .. KSR.hdr.get("Max-Forwards") .. "\\n")
         end
-        """
-    )
+        """)
     with in_process(tmp_path, "lua", lua) as r:
         r.handle()
         assert "rc=1 mf=69" in r.text
@@ -267,13 +255,11 @@ def test_maxfwd_c_export_from_both_engines(tmp_path: Path) -> None:
             b"Content-Length: 0\r\n\r\n"
         )
         assert "rc=2 mf=10" in r.text
-    py = textwrap.dedent(
-        """
+    py = textwrap.dedent("""
         import KSR
         def ksr_request_route(msg):
             KSR.info("lt=%d\\n" % KSR.maxfwd.is_maxfwd_lt(71))
-        """
-    )
+        """)
     (tmp_path / "py").mkdir()
     with in_process(tmp_path / "py", "python", py) as r:
         r.handle()

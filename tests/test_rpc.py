@@ -58,9 +58,7 @@ def _setup(tmp: Path, engine: str) -> tuple[Path, Path, str]:
     module = "app_lua" if engine == "lua" else "app_python3"
     cfg = tmp / "k.cfg"
     cfg.write_text(
-        CFG.format(engine_module=module, script=script.name, engine=engine).replace(
-            "RPCSOCK", sock
-        )
+        CFG.format(engine_module=module, script=script.name, engine=engine).replace("RPCSOCK", sock)
     )
     return cfg, script, sock
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jinja2
 
 from ..models import Spec
-from . import api_json, c, docs, js, lua, python, ruby, sqlang
+from . import api_json, c, docs, js, lua, python, ruby, sqlang, stubs
 
 Emitter = Callable[[Spec, jinja2.Environment], dict[str, str]]
 
@@ -20,4 +20,7 @@ TARGETS: dict[str, Emitter] = {
     "ruby": ruby.emit,
     "sqlang": sqlang.emit,
     "docs": docs.emit,
+    "ts": stubs.emit_ts,
+    "luals": stubs.emit_lua,
+    "rbs": stubs.emit_rbs,
 }

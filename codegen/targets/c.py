@@ -87,7 +87,9 @@ def _export_row(e: Export) -> dict[str, Any]:
 
 def emit_exports(spec: Spec, env: jinja2.Environment, path: str) -> str:
     """The sr_kemi_t tables of ``spec`` (also used for out-of-tree C modules)."""
-    modules = [{"name": m.name, "exports": [_export_row(e) for e in m.exports]} for m in spec.modules]
+    modules = [
+        {"name": m.name, "exports": [_export_row(e) for e in m.exports]} for m in spec.modules
+    ]
     decls = sorted({c_decl(e) for e in spec.exports if e.impl_kind == "c"})
     return env.get_template("c/kemi_exports.c.j2").render(
         banner=banner(path, sorted({m.spec_file for m in spec.modules})),

@@ -8,6 +8,7 @@ every member name is escaped per language with ``codegen.names``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
@@ -42,6 +43,10 @@ _USE = {
              "    KSR.info(\"{name}: %s\\n\" % v)"),
     "none": ("{call}", "{call}"),
 }  # fmt: skip
+
+
+_CALL = re.compile(r"^(?:local\s+\w+\s*=\s*|if\s+)?(?P<fn>KSR[\w.]*)\((?P<args>.*)\)")
+_LUA_ONLY = re.compile(r"\.\.|\bnil\b|[{}]|--|~=|\bthen\b")
 
 
 def anchor(e: Export) -> str:
@@ -79,7 +84,8 @@ def signatures(e: Export) -> list[tuple[str, str]]:
         )
 
     c_params = ", ".join(
-        ["sip_msg_t *msg"] + [f"{TYPES[p.type].c_param} {p.name}".replace("* ", "*") for p in e.params]
+        ["sip_msg_t *msg"]
+        + [f"{TYPES[p.type].c_param} {p.name}".replace("* ", "*") for p in e.params]
     )
     return [
         ("Lua", f"{member(e, 'lua')}({typed('lua', 'lua', '{n}: {t}')}) -> {ret.lua}"),
@@ -103,20 +109,24 @@ def sr_kemi_row(e: Export) -> str:
     )
 
 
-def _sample_args(e: Export, lang: str) -> str:
-    nil = {"python": "None"}.get(lang, "nil")
-    del nil
-    parts = []
-    for p in e.params:
-        parts.append("1" if p.type == "int" else f'"{p.name}"')
-    return ", ".join(parts)
+def _sample_args(e: Export) -> str:
+    """Arguments of a generated example: those of the spec's one-call example when it has
+    one (``KSR.sl.send_reply(200, "OK")``), else 1 for int and the parameter's name for str."""
+    lines = [line.strip() for line in e.example.strip().splitlines()]
+    if len(lines) == 1:
+        m = _CALL.match(lines[0])
+        if m and m["fn"] == member(e, "lua") and not _LUA_ONLY.search(m["args"]):
+            return m["args"]
+    return ", ".join("1" if p.type == "int" else f'"{p.name}"' for p in e.params)
 
 
 def examples(e: Export) -> list[tuple[str, str, str]]:
-    """(tab title, highlight language, code): the spec's example, else a generated call."""
+    """(tab title, highlight language, code): the spec's example (Lua) or a generated call,
+    and the same call in Python."""
     lua_use, py_use = _USE[e.ret]
-    lua_call = f"{member(e, 'lua')}({_sample_args(e, 'lua')})"
-    py_call = f"{member(e, 'python')}({_sample_args(e, 'python')})"
+    args = _sample_args(e)
+    lua_call = f"{member(e, 'lua')}({args})"
+    py_call = f"{member(e, 'python')}({args})"
     lua = e.example.rstrip() if e.example.strip() else lua_use.format(call=lua_call, name=e.name)
     return [
         ("Lua", "lua", lua),
@@ -171,7 +181,6 @@ def modparam_view(m: Module, p: ModParam) -> dict[str, Any]:
         "default": default,
         "doc": _cell(p.doc),
         "multi": p.multi,
-        "anchor": f"{m.name}-{p.name}".replace("_", "-").lower(),
         "example": f'modparam("{m.name}", "{p.name}", {value})',
     }
 

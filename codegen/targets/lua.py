@@ -57,7 +57,9 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     tpl = env.get_template("lua/module.lua.j2")
     for m in spec.modules:
         rel = f"lua/{m.name}.lua"
-        out[rel] = tpl.render(banner=banner(rel, [m.spec_file]), spec_hash=spec.hash, **module_view(m))
+        out[rel] = tpl.render(
+            banner=banner(rel, [m.spec_file]), spec_hash=spec.hash, **module_view(m)
+        )
     out["lua/_kemi_prelude.lua"] = env.get_template("lua/prelude.lua.j2").render(
         banner=banner("lua/_kemi_prelude.lua", [])
     )

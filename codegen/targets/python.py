@@ -62,7 +62,7 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     stub_tpl = env.get_template("python/stub.pyi.j2")
     out: dict[str, str] = {}
     subs = sorted(s for s in by_sub if s)
-    for sub in [""] + subs:
+    for sub in ["", *subs]:
         exports = by_sub.get(sub, [])
         rel = "python/KSR/__init__.py" if sub == "" else f"python/KSR/{escape(sub, 'python')}.py"
         sources = sorted({e.spec_file for e in exports}) or ["(core)"]

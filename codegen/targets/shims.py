@@ -16,7 +16,9 @@ def sig_text(e: Export) -> str:
     return ", ".join(f"{TYPES[p.type].docs} {p.name}" for p in e.params)
 
 
-def function_view(e: Export, lang: str, table: str, checker: Checker, joiner: str) -> dict[str, Any]:
+def function_view(
+    e: Export, lang: str, table: str, checker: Checker, joiner: str
+) -> dict[str, Any]:
     args = [escape(p.name, lang) for p in e.params]
     return {
         "member": escape(e.name, lang),

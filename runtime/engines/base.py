@@ -82,12 +82,16 @@ def modf(registry: Registry, view: list[Invoker], fname: str, params: Sequence[A
     if len(params) > 6:
         log(L_ERR, f"modf: too many parameters for '{fname}'", "kemi")
         return -1
-    text = [p.decode("utf-8", "surrogateescape") if isinstance(p, bytes) else str(p) for p in params]
+    text = [
+        p.decode("utf-8", "surrogateescape") if isinstance(p, bytes) else str(p) for p in params
+    ]
     for slot, e in enumerate(registry.exports):
         if fname not in (e.name, e.kamailio_name) or len(e.params) != len(text):
             continue
         try:
-            args = [int(v) if t == "int" else v for v, t in zip(text, e.params, strict=True)]
+            args: list[int | str | bytes] = [
+                int(v) if t == "int" else v for v, t in zip(text, e.params, strict=True)
+            ]
         except ValueError:
             log(L_ERR, f"modf: '{fname}' expects ({', '.join(e.params)})", "kemi")
             return -1

@@ -132,7 +132,9 @@ class LuaEngine(Engine):
         conv = [a.encode() if isinstance(a, str) else a for a in args]
         try:
             ok, err = _pair(self._runner(fn, *conv))
-        except Exception as exc:  # a Python error escaping lupa: never kill the worker
+        except (
+            Exception
+        ) as exc:  # noqa: BLE001 - a Python error escaping lupa must not kill the worker
             log_script_error("app_lua", f"error in {name}: {exc!r}")
             return -1
         if ok:

@@ -28,25 +28,25 @@ class PyMsg:
         self._ctx = None
 
     @property
-    def Type(self) -> str:  # noqa: N802 - Kamailio's attribute names
+    def Type(self) -> str:
         return "SIP_REQUEST" if self._c().msg.is_request else "SIP_REPLY"
 
     @property
-    def Method(self) -> str:  # noqa: N802
+    def Method(self) -> str:
         c = self._c()
         if not c.msg.is_request:
             raise RuntimeError("Not a request message - no method available.")
         return c.msg.method
 
     @property
-    def Status(self) -> int:  # noqa: N802
+    def Status(self) -> int:
         c = self._c()
         if c.msg.is_request:
             raise RuntimeError("Not a non-reply message - no status available.")
         return c.msg.status
 
     @property
-    def RURI(self) -> str:  # noqa: N802
+    def RURI(self) -> str:
         c = self._c()
         if not c.msg.is_request:
             raise RuntimeError("Not a request message - no RURI available.")
@@ -75,7 +75,7 @@ class PyMsg:
             raise RuntimeError("Not a request message - set destination is not possible.")
         c.dst_uri = str(uri)
 
-    def getHeader(self, name: str) -> str | None:  # noqa: N802
+    def getHeader(self, name: str) -> str | None:
         return self._c().msg.get(str(name))
 
     def call_function(self, fname: str, *params: str) -> int:
@@ -127,9 +127,20 @@ def install_router_modules() -> None:
     ):
         setattr(logger, cname, value)
     for i, rname in enumerate(
-        ("PROC_MAIN", "PROC_TIMER", "PROC_RPC", "PROC_FIFO", "PROC_TCP_MAIN", "PROC_UNIXSOCK",
-         "PROC_ATTENDANT", "PROC_INIT", "PROC_NOCHLDINIT", "PROC_SIPINIT", "PROC_SIPRPC",
-         "PROC_MIN")  # fmt: skip
+        (
+            "PROC_MAIN",
+            "PROC_TIMER",
+            "PROC_RPC",
+            "PROC_FIFO",
+            "PROC_TCP_MAIN",
+            "PROC_UNIXSOCK",
+            "PROC_ATTENDANT",
+            "PROC_INIT",
+            "PROC_NOCHLDINIT",
+            "PROC_SIPINIT",
+            "PROC_SIPRPC",
+            "PROC_MIN",
+        )
     ):
         setattr(ranks, rname, -i if rname != "PROC_MIN" else -128)
     router.Logger = logger  # type: ignore[attr-defined]

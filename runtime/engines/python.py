@@ -46,7 +46,7 @@ class PythonEngine(Engine):
             spec.loader.exec_module(module)
         except KemiExit:
             pass
-        except BaseException as exc:  # noqa: BLE001 - any script failure is a startup error
+        except BaseException as exc:
             raise ScriptError(f"error loading Python script:\n{_format(exc)}") from exc
         self.module = module
         init_name = str(self.params.get("mod_init_function", "mod_init"))
@@ -55,7 +55,7 @@ class PythonEngine(Engine):
         if callable(init):
             try:
                 self.handler = init()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 raise ScriptError(f"error in {init_name}():\n{_format(exc)}") from exc
             if self.handler is None:
                 raise ScriptError(f"{script}: {init_name}() must return the handler object")
