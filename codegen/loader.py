@@ -27,7 +27,7 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _Loader("").construct_object(key_node, deep=True) 
+            key = _Loader("").construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise SpecError(
                     file, key_node.start_mark.line + 1, _dotted(path), "keys must be strings"
@@ -44,7 +44,7 @@ def _convert(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: st
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), lines, file) for i, item in enumerate(node.value)]
-    return _Loader("").construct_object(node, deep=True) 
+    return _Loader("").construct_object(node, deep=True)
 
 
 def _dotted(path: PathKey) -> str:
