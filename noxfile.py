@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, generate, check, demo, bench (``nox -l`` lists them)."""
+"""Sessions: tests, lint, generate, check, docs, demo, bench (``nox -l`` lists them)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def check(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site (mkdocs + Material) from docs/ and generated/docs/, into site/."""
+    _install(session, "docs")
+    session.run("kemi", "generate", "--check", "--quiet")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """The main job: a router on 127.0.0.1 running an example config, driven by sipp."""
     _install(session, "test")
@@ -55,6 +63,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: per-call KSR overhead per engine, stateless throughput."""
+    """Benchmarks: pykemi and Kamailio 5.6 side by side (installs Kamailio and sipp from Debian
+    when missing, as root with CI unset); writes bench/results/ and docs/benchmarks.md."""
     _install(session, "test")
+    session.install("matplotlib")
     session.run("python", "-m", "bench.run", *session.posargs)

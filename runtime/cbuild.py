@@ -21,6 +21,15 @@ from .dispatch import GENERATED, Api
 GEN_C = GENERATED / "c"
 
 
+# what cffi's generated wrappers reference from the module's export-table source
+TABLE_DECLS = """
+typedef struct kemi_module_table { const char *module; sr_kemi_t *exports; } kemi_module_table_t;
+extern kemi_module_table_t kemi_module_tables[];
+extern const char kemi_spec_hash[];
+void kemi_module_init(const ksr_host_api_t *host);
+"""
+
+
 def _cdef_text() -> str:
     text = (GEN_C / "kemi_cdef.h").read_text(encoding="utf-8")
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
@@ -56,7 +65,7 @@ def build_c_module(
     ffi.cdef(_cdef_text())
     ffi.set_source(
         name,
-        '#include "kemi.h"\n',
+        '#include "kemi.h"\n' + TABLE_DECLS,
         sources=[str(exports_c), *(str(s) for s in sources)],
         include_dirs=[str(GEN_C)],
         extra_compile_args=list(extra_compile_args),

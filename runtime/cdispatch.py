@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from .core.context import CURRENT
 from .core.log import log
 
+from .dispatch import int_arg
+
 if TYPE_CHECKING:
     from .dispatch import ExportInfo, Invoker, Registry
 
@@ -198,7 +200,11 @@ def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
                     fname = ffi.unpack(row.fname.s, row.fname.len).decode()
                     if sub == e.submodule and fname == e.name and row.func != ffi.NULL:
                         if ext is not builtin:
-                            ext.lib.kemi_module_init(builtin.lib.kemi_host_api())
+                            # pointers cannot cross FFI instances as cdata: pass the address
+                            host = builtin.ffi.cast("uintptr_t", builtin.lib.kemi_host_api())
+                            ext.lib.kemi_module_init(
+                                ext.ffi.cast("const ksr_host_api_t *", int(host))
+                            )
                         return int(ffi.cast("uintptr_t", row.func))
                     j += 1
             i += 1
@@ -248,7 +254,7 @@ def c_invoker(e: ExportInfo, slot: int, strings: str) -> Invoker:
                 passed.append(a)
                 passed.append(f"len({a})")
         else:
-            passed.append(a)
+            passed.append(int_arg(a))
     call = f"fn({slot}, msg{''.join(', ' + p for p in passed)})"
     lines = [f"def invoke({', '.join(args)}):"]
     if e.ret in ("int", "long"):

@@ -261,6 +261,11 @@ def _conv_ret(ret: str, strings: str, var: str) -> str:
     return var
 
 
+def int_arg(name: str) -> str:
+    """Expression passing an int parameter: Lua >= 5.3 and JS may hand over 2.0 for 2."""
+    return f"({name} if {name}.__class__ is int else int({name}))"
+
+
 def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Invoker:
     """A closure ``(args...) -> value`` that calls a Python implementation with the context."""
     key = (e.sig, e.ret, strings)
@@ -268,7 +273,11 @@ def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Inv
     if factory is None:
         args = [f"a{i}" for i in range(len(e.params))]
         passed = [
-            f"{a}.decode('utf-8', 'surrogateescape')" if t == "str" and strings == "bytes" else a
+            (
+                (f"{a}.decode('utf-8', 'surrogateescape')" if strings == "bytes" else a)
+                if t == "str"
+                else int_arg(a)
+            )
             for a, t in zip(args, e.params, strict=True)
         ]
         body = ["def _kemi_factory(impl, cur):"]

@@ -30,8 +30,11 @@ ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
     "lua": (("app_lua",), "pykemi.runtime.engines.lua:LuaEngine"),
     "python": (("app_python", "app_python3", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
     "python3": (("app_python3", "app_python", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
+    "ruby": (("app_ruby",), "pykemi.runtime.engines.ruby:RubyEngine"),
+    "jsdt": (("app_jsdt",), "pykemi.runtime.engines.js:JsEngine"),
+    "sqlang": (("app_sqlang",), "pykemi.runtime.engines.sqlang:SqlangEngine"),
 }  # fmt: skip
-PLANNED_ENGINES = {"jsdt": "app_jsdt", "ruby": "app_ruby", "sqlang": "app_sqlang"}
+PLANNED_ENGINES: dict[str, str] = {}
 
 # modules that cannot affect routing in pykemi: accepted with a warning
 NO_EFFECT = {
@@ -84,6 +87,7 @@ class Router:
             self.proc.server_header = server_header
         capacity = cfg.get_int("kemi.slot_capacity", DEFAULT_CAPACITY)
         self.registry = Registry(self.api, capacity)
+        self.extensions: list[str] = []  # out-of-tree modules loaded, in loadmodule order
         self.modparams = self._modparams()
         self._load_modules()
         # a received reply is offered to these after ksr_reply_route (tm); True = consumed
@@ -122,6 +126,8 @@ class Router:
                 self._check_modparams(name)
             elif name in ENGINE_MODULES:
                 continue
+            elif self._load_extension(name):
+                continue
             elif name in NO_EFFECT:
                 why = NO_EFFECT[name]
                 self._warn(
@@ -136,22 +142,50 @@ class Router:
         from .cdispatch import set_modparam_ints
 
         ints: dict[tuple[str, str], int] = {}
+        for ext in self.extensions:  # spec defaults, so C modules see them too
+            values = self.proc.extra["modparams." + ext]
+            ints.update({(ext, k): v for k, v in values.items() if isinstance(v, int)})
         for mp in self.cfg.modparams:
             if isinstance(mp.value, int):
                 ints[(mp.module, mp.name)] = mp.value
         set_modparam_ints(ints)
 
-    def _check_modparams(self, module: str) -> None:
+    def _check_modparams(self, module: str, strict: bool = False) -> None:
+        """Types of the module's modparams; unknown names fail when the spec lists them all
+        (it declares some, or the module is out-of-tree: its spec is its whole truth)."""
         declared = {p["name"]: p for p in self.api.modules[module].params}
         for mp in self.cfg.modparams:
             if mp.module != module:
                 continue
             spec = declared.get(mp.name)
             if spec is None:
-                if declared:
-                    self._warn(f"{mp.loc}: module '{module}' has no parameter '{mp.name}'")
+                if declared or strict:
+                    allowed = ", ".join(declared) if declared else "none, it declares no parameters"
+                    raise StartupError(
+                        f"{mp.loc}: module '{module}' has no parameter '{mp.name}' "
+                        f"(allowed: {allowed})"
+                    )
                 continue
             _check_type(mp, spec)
+
+    def _load_extension(self, name: str) -> bool:
+        """Load an installed out-of-tree module (runtime/extensions.py); False if none."""
+        from . import extensions
+
+        ext = extensions.load(name, self.api)
+        if ext is None:
+            return False
+        self.api = self.api.merged(ext.api)
+        self.registry.api = self.api
+        if ext.c_library is not None and ext.c_library not in self.registry.c_libs:
+            self.registry.c_libs.append(ext.c_library)
+        self._check_modparams(name, strict=True)
+        values = extensions.defaults(self.api, name)
+        values.update({mp.name: mp.value for mp in self.cfg.modparams if mp.module == name})
+        self.proc.extra["modparams." + name] = values
+        self.registry.load_module(name)
+        self.extensions.append(name)
+        return True
 
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -163,24 +197,24 @@ class Router:
             raise StartupError(f"{self.cfg.path}: no cfgengine: pykemi runs KEMI scripts only")
         if ident in PLANNED_ENGINES:
             raise StartupError(
-                f"{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine \"{ident}\" "
+                f'{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine "{ident}" '
                 f"({PLANNED_ENGINES[ident]}) is not available yet; use lua or python"
             )
         if ident not in ENGINES:
-            raise StartupError(f"{self.cfg.path}: unknown cfgengine \"{ident}\"")
+            raise StartupError(f'{self.cfg.path}: unknown cfgengine "{ident}"')
         modules, factory = ENGINES[ident]
         loaded = [lm.name for lm in self.cfg.modules]
         module = next((m for m in modules if m in loaded), None)
         if module is None:
             raise StartupError(
-                f"{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine \"{ident}\" needs "
-                f"loadmodule \"{modules[0]}.so\""
+                f'{self.cfg.cfgengine_loc or self.cfg.path}: cfgengine "{ident}" needs '
+                f'loadmodule "{modules[0]}.so"'
             )
         params = dict(self.modparams.get(module, {}))
         script = params.get("load") or params.get("script_name")
         if not script:
             raise StartupError(
-                f"{self.cfg.path}: modparam(\"{module}\", \"load\", \"/path/to/script\") is missing"
+                f'{self.cfg.path}: modparam("{module}", "load", "/path/to/script") is missing'
             )
         path = Path(str(script))
         if not path.is_absolute():

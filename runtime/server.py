@@ -31,7 +31,7 @@ from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, log
 from .core.timer import TIMERS
 from .dispatch import StartupError
 from .router import Router
-from .sip.message import frame_length
+from .sip.message import SipParseError, frame_length
 from .transport import (
     MAX_CHANNEL,
     channel_pair,
@@ -43,8 +43,13 @@ from .transport import (
 )
 
 MAX_UDP = 65535
-TCP_MAX_BUFFER = 256 * 1024  # an unframed TCP stream larger than this is closed
-TCP_IDLE = 3600.0
+# An unframed TCP stream larger than this is closed (the parser already refuses a header
+# block or a message above MAX_MESSAGE_SIZE, 64 KiB; this is the backstop).
+TCP_MAX_BUFFER = 256 * 1024
+# Kamailio's defaults for the TCP limits read from the config in Server.run (docs/reliability.md):
+TCP_MAX_CONNECTIONS = 2048  # global tcp_max_connections: accepted + outgoing connections
+TCP_IDLE = 120.0  # global tcp_connection_lifetime (s): a connection idle this long is closed
+ROUTE_TIME_LIMIT = 2000  # global kemi.route_time_limit (ms): a route callback running longer aborts
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -111,6 +116,12 @@ class Server:
         self.sel: selectors.BaseSelector | None = None
         self.control: Any = None  # control socket server (RPC), main process
         self.dispatch = False
+        # TCP limits (main process), from the config in run()
+        self.tcp_max_connections = TCP_MAX_CONNECTIONS
+        self.tcp_idle = TCP_IDLE
+        self._idle_check = 0.0  # next time _tcp_idle scans the connections
+        self._refused_log = 0.0  # rate limit of the "too many connections" warning
+        self._refused = 0
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -288,6 +299,20 @@ class Server:
             sock, peer = lst.sock.accept()
         except OSError:
             return
+        if len(self.conns) >= self.tcp_max_connections:
+            # over tcp_max_connections: accept and close at once, so the backlog drains and
+            # the peer learns it (Kamailio refuses the same way); warn at most every 10 s
+            sock.close()
+            self._refused += 1
+            now = time.monotonic()
+            if now >= self._refused_log:
+                self._refused_log = now + 10.0
+                log(
+                    L_WARN,
+                    f"tcp_max_connections ({self.tcp_max_connections}) reached: "
+                    f"{self._refused} connection(s) refused so far",
+                )
+            return
         self._add_conn(sock, peer[:2], i)
 
     def _add_conn(self, sock: socket.socket, peer: tuple[str, int], local: int) -> TcpConn:
@@ -333,7 +358,12 @@ class Server:
         conn.last = time.monotonic()
         conn.buf += chunk
         while conn.buf:
-            n = frame_length(bytes(conn.buf))
+            try:
+                n = frame_length(bytes(conn.buf))
+            except SipParseError as exc:  # bad Content-Length, header block or message > 64 KiB
+                log(L_WARN, f"tcp {conn.peer}: {exc}; closing the connection")
+                self._close(conn)
+                return
             if n is None:
                 if len(conn.buf) > TCP_MAX_BUFFER:
                     log(L_WARN, f"tcp {conn.peer}: no complete message in {len(conn.buf)} bytes")
@@ -358,6 +388,9 @@ class Server:
         return True
 
     def _connect(self, addr: tuple[str, int]) -> TcpConn | None:
+        if len(self.conns) >= self.tcp_max_connections:
+            log(L_ERR, f"tcp connect to {addr[0]}:{addr[1]}: tcp_max_connections reached")
+            return None
         local = next((i for i, lst in enumerate(self.listens) if lst.proto == "tcp"), -1)
         try:
             sock = socket.create_connection(addr, timeout=2.0)
@@ -391,8 +424,13 @@ class Server:
             self._tcp_send(conn, addr, data)
 
     def _tcp_idle(self) -> None:
+        """Close connections idle for tcp_connection_lifetime (scan at most once a second)."""
         now = time.monotonic()
-        for conn in [c for c in self.conns.values() if now - c.last > TCP_IDLE]:
+        if now < self._idle_check:
+            return
+        self._idle_check = now + min(1.0, self.tcp_idle / 2)
+        for conn in [c for c in self.conns.values() if now - c.last > self.tcp_idle]:
+            log(L_DBG, f"tcp {conn.peer}: idle for {self.tcp_idle:g}s, closing")
             self._close(conn)
 
     # -- process management --------------------------------------------------------------------
@@ -401,6 +439,7 @@ class Server:
         cfg = self.router.cfg
         children = max(1, cfg.get_int("children", 8))
         fork = cfg.get_bool("fork", True)
+        self._read_limits()
         self.bind()
         self.dispatch = fork and (
             cfg.get_bool("kemi.dispatch", False)
@@ -414,6 +453,7 @@ class Server:
             self.control = self.router.control_factory(self)
         if not fork:
             self._install_signals()
+            self._limit_memory(1)
             self._child_init(1)
             self.serve(1)
             return 0
@@ -435,6 +475,44 @@ class Server:
                 self._reap()
         self._terminate()
         return 0
+
+    def _read_limits(self) -> None:
+        """Resource limits from the config (names, defaults: docs/reliability.md)."""
+        cfg = self.router.cfg
+        self.tcp_max_connections = max(1, cfg.get_int("tcp_max_connections", TCP_MAX_CONNECTIONS))
+        self.tcp_idle = float(max(1, cfg.get_int("tcp_connection_lifetime", int(TCP_IDLE))))
+        # per-callback time budget of the script (ms, 0 = none); engines without it ignore it
+        limit = cfg.get_int("kemi.route_time_limit", ROUTE_TIME_LIMIT)
+        setter = getattr(self.router.engine, "set_time_limit", None)
+        if callable(setter):
+            setter(max(0, limit))
+        # address-space limit of each worker (MB, 0 = none), applied after fork
+        self.worker_memory_limit = max(0, cfg.get_int("kemi.worker_memory_limit", 0))
+
+    def _limit_memory(self, rank: int) -> None:
+        """RLIMIT_AS for this worker: a script allocating without bound gets MemoryError
+        (Python) or "not enough memory" (Lua) instead of the OOM killer."""
+        if not self.worker_memory_limit:
+            return
+        import resource
+
+        limit = self.worker_memory_limit * 1024 * 1024
+        try:
+            with open(f"/proc/{os.getpid()}/statm") as fh:
+                vsz = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            vsz = 0
+        if vsz and limit < vsz + 32 * 1024 * 1024:
+            log(
+                L_ERR,
+                f"kemi.worker_memory_limit={self.worker_memory_limit} MB is below worker {rank}'s "
+                f"size at start ({vsz >> 20} MB + 32 MB headroom): limit not applied",
+            )
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ValueError, OSError) as exc:
+            log(L_ERR, f"cannot set kemi.worker_memory_limit: {exc}")
 
     def _reap(self) -> None:
         while True:
@@ -473,6 +551,7 @@ class Server:
                             lst.sock.close()
                 if self.control is not None:
                     self.control.close_in_child()
+                self._limit_memory(rank)
                 self._child_init(rank)
                 self.serve(rank)
             except BaseException as exc:  # noqa: BLE001

@@ -79,6 +79,7 @@ class SippResult:
     failed: int
     created: int
     output: str
+    retransmissions: int = 0
 
 
 def sipp(
@@ -104,13 +105,15 @@ def sipp(
     run = subprocess.run(args, capture_output=True, timeout=timeout + 30, cwd=tmp)
     rows = list(csv.reader(stat.open(), delimiter=";")) if stat.exists() else []
     succ = fail = created = -1
+    retrans = 0
     if len(rows) >= 2:
         head, last = rows[0], rows[-1]
         succ = int(last[head.index("SuccessfulCall(C)")])
         fail = int(last[head.index("FailedCall(C)")])
         created = int(last[head.index("TotalCallCreated")])
+        retrans = int(last[head.index("Retransmissions(C)")])
     text = run.stdout.decode(errors="replace")[-3000:] + run.stderr.decode(errors="replace")
-    return SippResult(run.returncode, succ, fail, created, text)
+    return SippResult(run.returncode, succ, fail, created, text, retrans)
 
 
 def kemi(

@@ -121,7 +121,8 @@ def test_cli_check_reports_stale_extra_file(out_copy: Path) -> None:
 # ---- banners -------------------------------------------------------------------------
 
 COMMENT = {".py": "#", ".pyi": "#", ".lua": "--", ".js": "//", ".rb": "#", ".nut": "//"}
-COMMENT |= {".c": "//", ".h": "//"}
+COMMENT |= {".c": "//", ".h": "//", ".ts": "//", ".rbs": "#", "": "--"}  # "": .luacheckrc
+STUBS = {"js/KSR.d.ts", "lua/KSR.d.lua", "lua/.luacheckrc", "ruby/KSR.rbs"}  # name every spec
 DO_NOT_EDIT = "Do not edit: change the spec and run `kemi generate`."
 
 
@@ -129,6 +130,8 @@ def _expected_sources(rel: str, spec: Spec) -> str:
     """The spec file(s) a generated file must name in its banner."""
     all_specs = ", ".join(sorted(m.spec_file for m in spec.modules))
     stem = Path(rel).stem
+    if rel in STUBS:
+        return all_specs
     if rel.startswith(("lua/", "js/", "ruby/", "sqlang/")) and stem != "_kemi_prelude":
         return spec.module(stem).spec_file
     if rel.startswith("c/"):
@@ -265,12 +268,12 @@ EXPECTED_DEFS: dict[str, list[str]] = {
         '_kemi_m_kwsub["plain"] = function(in_, default)',
     ],
     "js/kw.js": [
-        '_kemi_m_kw["end"] = function (end, in_, default_)',
-        '_kemi_m_kw["import_"] = function (in_)',
-        '_kemi_m_kw["function_"] = function (default_, end)',
-        '_kemi_m_kw["class_"] = function ()',
-        '_kemi_m_kw["local"] = function (end)',
-        '_kemi_m_kwsub["plain"] = function (in_, default_)',
+        '_kemi_m_kw["end"] = function _kemi_fn(end, in_, default_)',
+        '_kemi_m_kw["import_"] = function _kemi_fn(in_)',
+        '_kemi_m_kw["function_"] = function _kemi_fn(default_, end)',
+        '_kemi_m_kw["class_"] = function _kemi_fn()',
+        '_kemi_m_kw["local"] = function _kemi_fn(end)',
+        '_kemi_m_kwsub["plain"] = function _kemi_fn(in_, default_)',
     ],
     "ruby/kw.rb": [
         "def self.end_(end_, in_, default)",
@@ -281,12 +284,12 @@ EXPECTED_DEFS: dict[str, list[str]] = {
         "def self.plain(in_, default)",
     ],
     "sqlang/kw.nut": [
-        '::KSR.kw["end"] <- function(end, in_, default_)',
-        '::KSR.kw["import"] <- function(in_)',
-        '::KSR.kw["function_"] <- function(default_, end)',
+        '::KSR.kw["end"] <- function(end = null, in_ = null, default_ = null)',
+        '::KSR.kw["import"] <- function(in_ = null)',
+        '::KSR.kw["function_"] <- function(default_ = null, end = null)',
         '::KSR.kw["class_"] <- function()',
-        '::KSR.kw["local_"] <- function(end)',
-        '::KSR.kwsub["plain"] <- function(in_, default_)',
+        '::KSR.kw["local_"] <- function(end = null)',
+        '::KSR.kwsub["plain"] <- function(in_ = null, default_ = null)',
     ],
     "python/KSR/kw.py": [
         "def end(end: int = _kemi_M, in_: str = _kemi_M, default: int = _kemi_M) -> int:",

@@ -46,16 +46,6 @@ BASE = 1000  # stub base slot of the module under test
 
 LUA_VERSIONS = ["lua51", "lua52", "lua53", "lua54", "lua55", "luajit20", "luajit21"]
 
-SQUIRREL_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "codegen/templates/sqlang/module.nut.j2: `local base = ...` uses the Squirrel keyword "
-        "'base' (line 10) and `function(...) : (base)` is Squirrel 2 free-variable syntax that "
-        "Squirrel 3 rejects (line 14); use `local _kemi_b = ::_kemi_base(...)` and a plain "
-        "`function(...) {` (Squirrel 3 closures capture outer locals)"
-    ),
-)
-
 
 # ---- the shim sets ---------------------------------------------------------------------
 
@@ -195,6 +185,13 @@ def _b(v: int | str) -> int | bytes:
     return v.encode() if isinstance(v, str) else v
 
 
+def _recorder(call: Any, slot: int) -> Any:
+    def fn(*args: Any) -> Any:
+        return call(slot, *args)
+
+    return fn
+
+
 @pytest.mark.parametrize("version", LUA_VERSIONS)
 @pytest.mark.parametrize("case", _module_cases(), ids=_ids)
 def test_lua_module_installs_every_export(version: str, case: tuple[str, str]) -> None:
@@ -218,7 +215,9 @@ def test_lua_module_installs_every_export(version: str, case: tuple[str, str]) -
 
     fns = _functions(which, module)
     src = (_set_dir(which) / f"lua/{module}.lua").read_bytes()
-    lua.eval(RUN_LUA)(src, f"@lua/{module}.lua".encode(), ksr, call, BASE, check, sig)
+    # the host passes a slot -> function table; each entry records its own slot
+    host = lua.table_from({BASE + fn.index: _recorder(call, BASE + fn.index) for fn in fns})
+    lua.eval(RUN_LUA)(src, f"@lua/{module}.lua".encode(), ksr, host, BASE, check, sig)
     lua_type = lua.eval("type")
 
     by_sub: dict[str, set[str]] = {}
@@ -270,7 +269,11 @@ def test_lua_shims_with_real_prelude(version: str, which: str) -> None:
     for module in _modules(which):
         bases[module] = 1000 * (len(bases) + 1)
         src = (root / f"lua/{module}.lua").read_bytes()
-        run(src, f"@lua/{module}.lua".encode(), ksr, record, bases[module], check, sig)
+        host_fns = lua.table_from(
+            {bases[module] + fn.index: _recorder(record, bases[module] + fn.index)
+             for fn in _functions(which, module)}
+        )  # fmt: skip
+        run(src, f"@lua/{module}.lua".encode(), ksr, host_fns, bases[module], check, sig)
     for module in _modules(which):
         for fn in _functions(which, module):
             table = ksr if fn.submodule == "" else ksr[fn.submodule.encode()]
@@ -404,7 +407,6 @@ def _ruby_mod(sub: str) -> str:
     return f"KSR::{sub.upper()}" if sub else "KSR"
 
 
-
 def _ruby_check_cases() -> list[Any]:
     """Modules whose shims take the check path."""
     out = []
@@ -474,7 +476,6 @@ def _squirrel() -> Any:
     return pytest.importorskip("squirrel", reason="squirrel-lang is not installed")
 
 
-@SQUIRREL_XFAIL
 @pytest.mark.parametrize("case", _files("*.nut"), ids=_ids)
 def test_squirrel_compiles(case: tuple[str, str]) -> None:
     which, rel = case
@@ -483,7 +484,6 @@ def test_squirrel_compiles(case: tuple[str, str]) -> None:
     assert isinstance(code, bytes) and code
 
 
-@SQUIRREL_XFAIL
 @pytest.mark.parametrize("case", _module_cases(), ids=_ids)
 def test_squirrel_module_installs_every_export(case: tuple[str, str]) -> None:
     which, module = case

@@ -643,3 +643,22 @@ def format_pv(ctx: MsgContext, fmt: str) -> str:
         else:
             out.append(pv_to_text(get_spec(ctx, part)))
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# registration by modules (tm's $T_*): additive, so pv.py does not import modules
+
+
+def register_pv(
+    name: str,
+    getter: Callable[[MsgContext], PvValue] | None = None,
+    inner_getter: Callable[[MsgContext, PvSpec], PvValue] | None = None,
+) -> None:
+    """Add a read-only PV class: ``$name`` (``getter``) or ``$name(inner)`` (``inner_getter``)."""
+    if getter is not None:
+        _GETTERS[name] = getter
+    if inner_getter is not None:
+        _INNER_GETTERS[name] = inner_getter
+    # names parsed before registration were cached as unknown
+    parse_pv_name.cache_clear()
+    parse_format.cache_clear()

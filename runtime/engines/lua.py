@@ -8,12 +8,14 @@ with its slot index.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core.context import CURRENT, MsgContext
 from ..dispatch import GENERATED, Invoker
+from ..extensions import shim_path
 from .base import EXIT_MARKER, Engine, ScriptError, log_exit, log_script_error, modf
 
 VERSIONS = {
@@ -28,19 +30,44 @@ VERSIONS = {
     "luajit2.0": "luajit20",
 }
 
+TIMEOUT_MARKER = "~~ksr~route~time~limit~~"
+DEFAULT_TIME_LIMIT_MS = 2000  # global kemi.route_time_limit (set by the server)
+HOOK_COUNT = 10000  # VM instructions between two deadline checks (~0.1 ms of Lua)
+
 # Runs a callback protected: the error handler keeps the exit marker as is and
-# adds a traceback (file:line) to every other error.
+# adds a traceback (file:line) to every other error. With a time budget (limit > 0,
+# seconds; the outermost call only) a count hook checks the deadline every HOOK_COUNT
+# instructions and raises the timeout marker; after that it fires on every instruction
+# until the call returns, so a script's pcall cannot hold the error (the next instruction
+# outside the pcall raises again). C functions (string.rep) are not interrupted, and
+# code compiled by the LuaJIT JIT does not run hooks.
 _RUNNER = """
-local marker = ...
+local marker, timeout, now, count = ...
 local xpcall, traceback, unpack, tostring = xpcall, debug.traceback, unpack or table.unpack, tostring
+local sethook, error = debug.sethook, error
+local deadline = 0
+local hook
+hook = function()
+    if now() > deadline then
+        sethook(hook, "", 1)
+        error(timeout, 0)
+    end
+end
 local function handler(e)
-    if e == marker then return e end
+    if e == marker or e == timeout then return e end
     return traceback(tostring(e), 2)
 end
-return function(f, ...)
+local run = function(limit, f, ...)
     local n, args = select('#', ...), {...}
-    return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+    if limit > 0 then
+        deadline = now() + limit
+        sethook(hook, "", count)
+    end
+    local ok, err = xpcall(function() return f(unpack(args, 1, n)) end, handler)
+    if limit > 0 then sethook() end
+    return ok, err
 end
+return run, sethook  -- sethook() from Python: a C call, no hook can fire in it
 """
 
 
@@ -83,13 +110,22 @@ class LuaEngine(Engine):
         prelude = (GENERATED / "lua" / "_kemi_prelude.lua").read_bytes()
         check, sig = rt.execute(prelude, ksr, host)
         for module in self.registry.loaded():
-            shim = GENERATED / "lua" / f"{module}.lua"
+            shim = shim_path(module, "lua")  # generated/ or an out-of-tree module's tree
             try:
                 src = shim.read_bytes()
             except OSError as exc:
                 raise ScriptError(f"missing Lua shim {shim}: run `kemi generate`") from exc
             rt.execute(src, ksr, fns, self.registry.base(module), check, sig)
-        self._runner = rt.execute(_RUNNER.encode(), EXIT_MARKER.encode())
+        self._runner, self._unhook = rt.execute(
+            _RUNNER.encode(),
+            EXIT_MARKER.encode(),
+            TIMEOUT_MARKER.encode(),
+            time.monotonic,
+            HOOK_COUNT,
+        )
+        self._depth = 0  # nested callbacks (KSR.route) share the outermost call's budget
+        if not hasattr(self, "_limit"):
+            self._limit = DEFAULT_TIME_LIMIT_MS / 1000.0
         self._globals = rt.globals()
         self._cache: dict[str, Any] = {}
         self._run_file(script)
@@ -106,7 +142,7 @@ class LuaEngine(Engine):
         chunk, err = _pair(compile_(source, b"@" + name.encode()))
         if chunk is None:
             raise ScriptError(f"cannot load Lua script: {_text(err)}")
-        ok, err = _pair(self._runner(chunk))
+        ok, err = _pair(self._runner(0, chunk))
         if not ok:
             raise ScriptError(f"error running Lua script {name}: {_clean(_text(err))}")
 
@@ -127,23 +163,47 @@ class LuaEngine(Engine):
     def has(self, name: str) -> bool:
         return self._function(name) is not None
 
+    def set_time_limit(self, ms: int) -> None:
+        """Per-callback time budget (kemi.route_time_limit, ms); 0 disables it."""
+        self._limit = max(0, ms) / 1000.0
+
     def call(self, name: str, ctx: MsgContext, args: Sequence[Any]) -> int:
         fn = self._function(name)
         conv = [a.encode() if isinstance(a, str) else a for a in args]
+        limit = self._limit if self._depth == 0 else 0
+        start = time.monotonic() if limit else 0.0
+        self._depth += 1
         try:
-            ok, err = _pair(self._runner(fn, *conv))
-        except (
-            Exception
-        ) as exc:  # noqa: BLE001 - a Python error escaping lupa must not kill the worker
+            ok, err = _pair(self._runner(limit, fn, *conv))
+        except Exception as exc:  # noqa: BLE001 - errors escaping lupa must not kill the worker
+            if limit:
+                self._unhook()  # the hook fired after xpcall returned: it is still set
+            text = str(exc)
+            if TIMEOUT_MARKER in text:
+                return self._timed_out(name)
             log_script_error("app_lua", f"error in {name}: {exc!r}")
             return -1
+        finally:
+            self._depth -= 1
         if ok:
             return 1
         text = _text(err)
         if text == EXIT_MARKER:
             log_exit("app_lua")
             return 1
+        if text == TIMEOUT_MARKER or (limit and time.monotonic() - start >= limit):
+            # past the deadline the hook may also hit the error handler ("error in error
+            # handling"): any failure after the deadline is the timeout
+            return self._timed_out(name)
         log_script_error("app_lua", f"error from Lua in {name}: {_clean(text)}")
+        return -1
+
+    def _timed_out(self, name: str) -> int:
+        log_script_error(
+            "app_lua",
+            f"{name} aborted: route time limit of {self._limit * 1000:g} ms exceeded "
+            "(kemi.route_time_limit)",
+        )
         return -1
 
     def reload(self) -> None:

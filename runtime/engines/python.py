@@ -12,7 +12,9 @@ import importlib
 import importlib.util
 import inspect
 import keyword
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,11 +23,22 @@ from typing import Any
 from ..core.context import MsgContext
 from ..core.log import L_DBG, log
 from ..dispatch import GENERATED
+from ..extensions import shim_path
 from . import pyhost
 from .base import Engine, KemiExit, ScriptError, log_exit, log_script_error
 from .pymsg import PyMsg, install_router_modules
 
 SCRIPT_MODULE = "_kemi_script"
+DEFAULT_TIME_LIMIT_MS = 2000  # global kemi.route_time_limit (set by the server)
+REARM = 0.05  # s: the timeout is raised again this often until the callback has returned
+
+
+class RouteTimeout(BaseException):
+    """Raised in a callback that overran kemi.route_time_limit (SIGALRM from ITIMER_REAL).
+
+    A BaseException, like KemiExit, so a script's ``except Exception`` does not swallow it;
+    it is raised again every REARM seconds while the callback keeps running.
+    """
 
 
 class PythonEngine(Engine):
@@ -60,6 +73,10 @@ class PythonEngine(Engine):
             if self.handler is None:
                 raise ScriptError(f"{script}: {init_name}() must return the handler object")
         self._cache: dict[str, tuple[Callable[..., Any], bool] | None] = {}
+        self._depth = 0  # nested callbacks (KSR.route) share the outermost call's budget
+        self._armed = False  # the SIGALRM handler raises only while this is set
+        if not hasattr(self, "_limit"):
+            self._limit = DEFAULT_TIME_LIMIT_MS / 1000.0
 
     def _import_ksr(self) -> None:
         path = str(GENERATED / "python")
@@ -69,6 +86,11 @@ class PythonEngine(Engine):
             del sys.modules[name]  # bind module constants to this registry's slots
         try:
             ksr = importlib.import_module("KSR")
+            for module in self.registry.loaded():
+                # an out-of-tree module's KSR.<sub> files live in its own generated tree
+                extra = str(shim_path(module, "python"))
+                if extra not in ksr.__path__:
+                    ksr.__path__.append(extra)
             importlib.import_module("KSR.x")
             subs: dict[str, None] = {}
             for module in self.registry.loaded():
@@ -114,16 +136,54 @@ class PythonEngine(Engine):
     def has(self, name: str) -> bool:
         return self._lookup(name) is not None
 
+    def set_time_limit(self, ms: int) -> None:
+        """Per-callback time budget (kemi.route_time_limit, ms); 0 disables it."""
+        self._limit = max(0, ms) / 1000.0
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if not self._armed:
+            return  # late signal after the callback returned: nothing to abort
+        signal.setitimer(signal.ITIMER_REAL, REARM)
+        raise RouteTimeout()
+
+    def _arm(self) -> bool:
+        """Start the budget of an outermost callback; False where signals cannot be used."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if signal.getsignal(signal.SIGALRM) != self._on_alarm:
+            signal.signal(signal.SIGALRM, self._on_alarm)
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, self._limit)
+        return True
+
     def call(self, name: str, ctx: MsgContext, args: Sequence[Any]) -> int:
         entry = self._lookup(name)
         assert entry is not None
         fn, takes_msg = entry
         msg = PyMsg(ctx, self._modf)
+        timed = False
         try:
-            if takes_msg:
-                fn(msg, *args)
-            else:
-                fn(*args)
+            try:
+                if self._limit > 0 and self._depth == 0:
+                    timed = self._arm()
+                self._depth += 1
+                if takes_msg:
+                    fn(msg, *args)
+                else:
+                    fn(*args)
+            finally:
+                self._depth -= 1
+                if timed:
+                    # no call before the flag is cleared: a late signal is then ignored
+                    self._armed = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        except RouteTimeout:
+            log_script_error(
+                "app_python3",
+                f"{name} aborted: route time limit of {self._limit * 1000:g} ms exceeded "
+                "(kemi.route_time_limit)",
+            )
+            return -1
         except KemiExit:
             log_exit("app_python3")
             return 1

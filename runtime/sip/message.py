@@ -607,7 +607,8 @@ def _parse(data: bytes) -> SipMessage:
         # no empty line: headers only (tolerated, as a datagram cannot be incomplete)
         head = data.rstrip(b"\r\n")
         body = b""
-    lines = head.decode("utf-8", "surrogateescape").split("\n")
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
     first = lines[0]
     if first[-1:] == "\r":
         first = first[:-1]
@@ -617,11 +618,15 @@ def _parse(data: bytes) -> SipMessage:
     if len(lines) > MAX_HEADERS * 2:
         # cheap early bound; folded lines make the exact count below necessary too
         raise SipParseError(f"too many header lines ({len(lines) - 1})")
+    # performance: the usual message takes the fast path; the line-by-line loop handles
+    # everything else and produces every error message
+    headers = _headers_fast(text, len(lines))
+    if headers is None:
+        headers = _headers_by_line(lines)
+    if len(headers) > MAX_HEADERS:
+        raise SipParseError(f"too many headers ({len(headers)}, limit {MAX_HEADERS})")
 
-    headers: list[Header] = []
-    valid_names = _VALID_NAMES
-    lineno = 1
-    for line in lines[1:]:
+    length = _content_length(headers)
         lineno += 1
         if line[-1:] == "\r":
             line = line[:-1]

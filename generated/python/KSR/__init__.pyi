@@ -4,12 +4,20 @@
 """KSR: the KEMI API for Python routing scripts; core functions live here."""
 
 from . import x as x
+from . import corex as corex
 from . import hdr as hdr
 from . import kex as kex
 from . import kx as kx
 from . import maxfwd as maxfwd
 from . import pv as pv
+from . import rr as rr
+from . import sanity as sanity
+from . import siputils as siputils
 from . import sl as sl
+from . import textops as textops
+from . import textopsx as textopsx
+from . import tm as tm
+from . import tmx as tmx
 from . import xlog as xlog
 
 __version__: int

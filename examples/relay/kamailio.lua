@@ -1,0 +1,49 @@
+-- Kamailio - equivalent of routing blocks in Lua (the KEMI Lua relay example)
+-- The UAS address comes from the #!define UAS_URI of kamailio-lua.cfg.
+
+local UAS = nil  -- KSR functions need a message: read the define on the first request
+
+-- SIP request routing
+-- equivalent of request_route{}
+function ksr_request_route()
+    KSR.info("===== request - from kamailio lua script\n");
+
+    if KSR.maxfwd.process_maxfwd(10) < 0 then
+        KSR.sl.send_reply(483, "Too Many Hops");
+        return;
+    end
+
+    UAS = UAS or KSR.kx.get_def("UAS_URI")
+    KSR.pv.sets("$du", UAS)
+    KSR.tm.t_on_branch("ksr_branch_route_one");
+    KSR.tm.t_on_reply("ksr_onreply_route_one");
+    KSR.tm.t_on_failure("ksr_failure_route_one");
+
+    if KSR.tm.t_relay() < 0 then
+        KSR.sl.send_reply(500, "Server error")
+    end
+end
+
+-- SIP response routing
+-- equivalent of reply_route{}
+function ksr_reply_route()
+    KSR.info("===== response - from kamailio lua script\n");
+end
+
+-- branch route callback
+-- equivalent of a branch_route{}
+function ksr_branch_route_one()
+    KSR.info("===== branch route - from kamailio lua script\n");
+end
+
+-- onreply route callback
+-- equivalent of an onreply_route{}
+function ksr_onreply_route_one()
+    KSR.info("===== onreply route - from kamailio lua script\n");
+end
+
+-- failure route callback
+-- equivalent of a failure_route{}
+function ksr_failure_route_one()
+    KSR.info("===== failure route - from kamailio lua script\n");
+end

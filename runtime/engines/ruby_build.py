@@ -1,0 +1,225 @@
+"""cffi build (API mode) of the app_ruby glue: ruby_glue.c linked against libruby.
+
+Compiled lazily, the first time a process loads a Ruby script, into a per-user cache
+(``$PYKEMI_CACHE_DIR`` or ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``), under
+a name that hashes the glue sources, the Python ABI and the Ruby flags; later runs
+import the cached extension. ``python -m pykemi.runtime.engines.ruby_build`` builds
+it ahead of time (e.g. while packaging). Needs the Ruby headers (Debian: ruby-dev);
+``PYKEMI_RUBY_PC`` picks the pkg-config name (default: ruby-3.1, then ruby).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+GLUE_C = HERE / "ruby_glue.c"
+GLUE_H = HERE / "ruby_glue.h"
+
+# What Python sees of the glue; mirrors ruby_glue.h.
+CDEF = """
+typedef struct pk_arg { int kind; long long i; double d; const char *s; } pk_arg;
+#define PK_INT ...
+#define PK_STR ...
+#define PK_TRUE ...
+#define PK_FALSE ...
+#define PK_NIL ...
+#define PK_FLOAT ...
+#define PK_OTHER ...
+#define PK_ERR_RUNTIME ...
+#define PK_ERR_TYPE ...
+#define PK_ERR_ARGUMENT ...
+#define PK_ERR_LOAD ...
+#define PK_MAX_PARAMS ...
+#define PK_RETBUF_SIZE ...
+extern char pk_retbuf[65536];
+extern char pk_argbuf[65536];
+
+extern "Python+C" uintptr_t pk_py_call0(int slot);
+extern "Python+C" uintptr_t pk_py_call1(int slot, long long o0, long long v0);
+extern "Python+C" uintptr_t pk_py_call2(int slot, long long o0, long long v0,
+                                        long long o1, long long v1);
+extern "Python+C" uintptr_t pk_py_call3(int slot, long long o0, long long v0,
+                                        long long o1, long long v1,
+                                        long long o2, long long v2);
+extern "Python+C" uintptr_t pk_py_calln(int slot, int argc, pk_arg *argv);
+extern "Python+C" int pk_py_check(int slot, int argc, pk_arg *argv, pk_arg *out);
+extern "Python+C" int pk_py_base(const char *module, long len);
+extern "Python+C" void pk_py_drop(void);
+extern "Python+C" int pk_py_modf(int argc, pk_arg *argv);
+
+int pk_init(void);
+int pk_setup(void);
+int pk_load(const char *path);
+int pk_eval(const char *src);
+int pk_has(const char *name);
+int pk_call(const char *name, int argc, const char **argv, const long *lens);
+const char *pk_error(void);
+void pk_set_error(int kind, const char *msg, long len);
+uintptr_t pk_str(const char *s, long len);
+uintptr_t pk_int(long long v);
+uintptr_t pk_qnil(void);
+uintptr_t pk_qtrue(void);
+uintptr_t pk_qfalse(void);
+uintptr_t pk_qundef(void);
+"""
+
+
+# cffi releases the GIL around every C call, and every Python callback takes it again.
+# The glue's entry points take it back once instead (ruby_glue.c), so the per-KSR-call
+# callbacks find it held: Ruby then runs like lupa's Lua, with the GIL.
+PREAMBLE = """
+#include "ruby_glue.h"
+int pk_gil_ensure(void) { return (int)PyGILState_Ensure(); }
+void pk_gil_release(int state) { PyGILState_Release((PyGILState_STATE)state); }
+"""
+
+
+class RubyBuildError(Exception):
+    """libruby headers or library missing, or the glue does not compile."""
+
+
+@dataclass(frozen=True)
+class RubyFlags:
+    include_dirs: tuple[str, ...]
+    library_dirs: tuple[str, ...]
+    libraries: tuple[str, ...]
+
+    def key(self) -> str:
+        return "|".join([*self.include_dirs, "", *self.library_dirs, "", *self.libraries])
+
+
+def _pkg_config(name: str) -> RubyFlags | None:
+    exe = shutil.which("pkg-config")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--cflags", "--libs", name], capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (subprocess.CalledProcessError, OSError):
+        return None
+    inc = tuple(a[2:] for a in out if a.startswith("-I"))
+    libdirs = tuple(a[2:] for a in out if a.startswith("-L"))
+    libs = tuple(a[2:] for a in out if a.startswith("-l") and a[2:] != "m")
+    return RubyFlags(inc, libdirs, libs) if inc and libs else None
+
+
+def ruby_flags() -> RubyFlags:
+    """Where ruby.h and libruby are; RubyBuildError (with the Debian hint) if absent."""
+    names = [os.environ["PYKEMI_RUBY_PC"]] if os.environ.get("PYKEMI_RUBY_PC") else []
+    for name in [*names, "ruby-3.1", "ruby"]:
+        flags = _pkg_config(name)
+        if flags is not None and any(Path(d, "ruby.h").is_file() for d in flags.include_dirs):
+            return flags
+    # no pkg-config: Debian layout /usr/include/ruby-X.Y.0 + <triplet>/ruby-X.Y.0
+    for top in sorted(glob.glob("/usr/include/ruby-*"), reverse=True):
+        ver = Path(top).name.removeprefix("ruby-")  # "3.1.0"
+        arch = glob.glob(f"/usr/include/*/ruby-{ver}")
+        short = ".".join(ver.split(".")[:2])
+        if Path(top, "ruby.h").is_file() and arch:
+            return RubyFlags((arch[0], top), (), (f"ruby-{short}",))
+    raise RubyBuildError(
+        "app_ruby needs the Ruby headers and libruby (Debian/Ubuntu: apt-get install ruby-dev)"
+    )
+
+
+def make_ffibuilder(flags: RubyFlags, module_name: str) -> object:
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source(
+        module_name,
+        PREAMBLE,
+        sources=[str(GLUE_C)],
+        include_dirs=[str(HERE), *flags.include_dirs],
+        library_dirs=list(flags.library_dirs),
+        runtime_library_dirs=list(flags.library_dirs),
+        libraries=list(flags.libraries),
+        extra_compile_args=["-O2", "-Wall", "-Wno-unused-parameter"],
+    )
+    return ffi
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("PYKEMI_CACHE_DIR")
+    if root:
+        return Path(root) / "ruby"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "pykemi" / "ruby"
+
+
+def _fingerprint(flags: RubyFlags) -> str:
+    h = hashlib.sha256()
+    for part in (GLUE_C.read_bytes(), GLUE_H.read_bytes(), CDEF.encode(), flags.key().encode()):
+        h.update(part)
+        h.update(b"\0")
+    h.update(sys.version.encode())
+    h.update(str(sysconfig.get_config_var("EXT_SUFFIX")).encode())
+    return h.hexdigest()[:16]
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile the glue into the cache unless it is already there; its path."""
+    flags = ruby_flags()
+    name = f"_pykemi_ruby_{_fingerprint(flags)}"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    out_dir = cache_dir()
+    target = out_dir / f"{name}{suffix}"
+    if target.is_file():
+        return target
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(out_dir / ".lock", "w")  # closed by the with below
+    except OSError as exc:
+        raise RubyBuildError(
+            f"cannot write the app_ruby build cache {out_dir} ({exc.strerror}); "
+            "set PYKEMI_CACHE_DIR to a writable directory"
+        ) from exc
+    # several workers or test processes may start at once: one compiles, the others wait
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():
+            return target
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            ffi = make_ffibuilder(flags, name)
+            try:
+                lib = ffi.compile(tmpdir=tmp, verbose=verbose)  # type: ignore[attr-defined]
+            except Exception as exc:  # cffi raises VerificationError / CompileError
+                raise RubyBuildError(f"cannot compile the app_ruby glue: {exc}") from exc
+            os.replace(lib, target)
+    return target
+
+
+def load() -> ModuleType:
+    """Import the compiled glue (building it first if needed): the cffi module (ffi, lib)."""
+    path = build()
+    name = path.name.split(".", 1)[0]
+    if name in sys.modules:
+        return sys.modules[name]
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    if spec is None:
+        raise RubyBuildError(f"cannot import {path}")
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    sys.modules[name] = mod
+    return mod
+
+
+if __name__ == "__main__":
+    print(build(verbose=True))

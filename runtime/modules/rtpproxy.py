@@ -1,0 +1,80 @@
+"""``KSR.rtpproxy``: media relay control (Kamailio rtpproxy) -- not available in pykemi.
+
+pykemi does not speak the RTPProxy control protocol yet: every media function
+logs "no RTP proxy available" and returns -1 (as Kamailio does when no proxy
+of the set answers), so scripts that relay media run unchanged and simply
+leave the SDP untouched. Set selection and the parameters are accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pykemi.runtime.core import log as klog
+from pykemi.runtime.usrloc import params as _params
+
+if TYPE_CHECKING:
+    from pykemi.runtime.core.context import MsgContext
+
+MOD = "rtpproxy"
+DEFAULTS: dict[str, Any] = {
+    "rtpproxy_sock": "",
+    "rtpproxy_disable_tout": 60,
+    "rtpproxy_tout": 1000,
+    "rtpproxy_retr": 5,
+    "nortpproxy_str": "a=nortpproxy:yes",
+    "timeout_socket": "",
+    "ice_candidate_priority_avp": "",
+    "extra_id_pv": "",
+    "db_url": "",
+    "table_name": "rtpproxy",
+    "rtp_inst_pvar": "",
+    "rtpp_notify_socket": "",
+    "default_set": 0,
+    "rtpproxy_disable_tout_ms": 0,
+}
+MULTI = ("rtpproxy_sock",)
+
+
+def unavailable(module: str, ctx: MsgContext, what: str) -> int:
+    sockets = _params.params(ctx.proc, module, {}).get(f"{module}_sock") or []
+    where = f" (configured: {', '.join(map(str, sockets))}; control protocol not supported)"
+    klog.err(f"{module}: {what}: no RTP proxy available" + (where if sockets else ""), module)
+    return -1
+
+
+def _media(name: str) -> Callable[..., int]:
+    def fn(ctx: MsgContext, *args: Any) -> int:
+        return unavailable(MOD, ctx, name)
+
+    fn.__name__ = name
+    fn.__doc__ = "No RTP proxy available in pykemi: logs and returns -1."
+    return fn
+
+
+rtpproxy_manage0 = _media("rtpproxy_manage")
+rtpproxy_manage = _media("rtpproxy_manage")
+rtpproxy_manage_ip = _media("rtpproxy_manage")
+rtpproxy_destroy0 = _media("rtpproxy_destroy")
+rtpproxy_destroy = _media("rtpproxy_destroy")
+start_recording = _media("start_recording")
+rtpproxy_offer0 = _media("rtpproxy_offer")
+rtpproxy_offer = _media("rtpproxy_offer")
+rtpproxy_offer_ip = _media("rtpproxy_offer")
+rtpproxy_answer0 = _media("rtpproxy_answer")
+rtpproxy_answer = _media("rtpproxy_answer")
+rtpproxy_answer_ip = _media("rtpproxy_answer")
+rtpproxy_stream2uac = _media("rtpproxy_stream2uac")
+rtpproxy_stream2uas = _media("rtpproxy_stream2uas")
+rtpproxy_stop_stream2uac = _media("rtpproxy_stop_stream2uac")
+rtpproxy_stop_stream2uas = _media("rtpproxy_stop_stream2uas")
+
+
+def set_rtpproxy_set(ctx: MsgContext, rset: int) -> int:
+    """Select the proxy set for the next media function (recorded); 1."""
+    ctx.extra["rtpproxy.set"] = int(rset)
+    return 1
+
+
+_params.register(MOD, DEFAULTS, MULTI)
