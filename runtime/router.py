@@ -54,6 +54,11 @@ NO_EFFECT = {
     "db_postgres": "database driver",
     "db_text": "database driver",
 }
+# Kamailio modules whose main job pykemi does in its core
+BUILT_IN = {
+    "pv": "pseudo-variables are built in (KSR.pv works); its KSR.pvx functions are not "
+    "implemented yet",
+}
 ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED_ENGINES.values())
 CORE = "core"
 # modules whose state lives in one worker (transactions, dialogs)
@@ -128,6 +133,8 @@ class Router:
                 continue
             elif self._load_extension(name):
                 continue
+            elif name in BUILT_IN:
+                self._warn(f"{lm.loc}: module '{name}': {BUILT_IN[name]}")
             elif name in NO_EFFECT:
                 why = NO_EFFECT[name]
                 self._warn(

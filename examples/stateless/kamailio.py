@@ -14,11 +14,11 @@ class kamailio:
         Logger.LM_INFO("===== kamailio.__init__\n")
 
     def child_init(self, rank):
-        KSR.info("===== kamailio.child_init(%d)\n" % rank)
+        KSR.info(f"===== kamailio.child_init({rank})\n")
         return 0
 
     def ksr_request_route(self, msg):
-        KSR.info("===== request %s from %s\n" % (msg.Method, msg.src_address[0]))
+        KSR.info(f"===== request {msg.Method} from {msg.src_address[0]}\n")
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.send_reply(483, "Too Many Hops")
             return 1

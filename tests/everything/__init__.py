@@ -1,0 +1,1 @@
+"""The "everything" KEMI module: every signature times every return type, echoed in C."""
