@@ -1,6 +1,8 @@
-"""Sessions: tests, lint, generate, check, docs, demo, bench (``nox -l`` lists them)."""
+"""Sessions: tests, lint, generate, check, docs, demo, bench, fuzz, stress, soak (``nox -l``)."""
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -68,3 +70,42 @@ def bench(session: nox.Session) -> None:
     _install(session, "test")
     session.install("matplotlib")
     session.run("python", "-m", "bench.run", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of the SIP parser (atheris), bounded: ``-- SECONDS`` (default 60;
+    10 when CI is set). New inputs go to build/fuzz/corpus, crashes to build/fuzz/crash-*."""
+    _install(session, "test")
+    session.install("atheris")
+    seconds = session.posargs[0] if session.posargs else ("10" if "CI" in os.environ else "60")
+    os.makedirs("build/fuzz/corpus", exist_ok=True)
+    session.run("pytest", "-q", "tests/fuzz")  # replay the seed corpus and saved crashes first
+    session.run(
+        "python", "tests/fuzz/fuzz_sip.py", "build/fuzz/corpus", "tests/fuzz/corpus",
+        "-dict=tests/fuzz/sip.dict", f"-max_total_time={seconds}", "-timeout=5",
+        "-rss_limit_mb=2048", "-artifact_prefix=build/fuzz/", "-print_final_stats=1",
+    )  # fmt: skip
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """Hostile traffic, script faults, lossy paths, control surface (docs/reliability.md);
+    the long variants too unless ``-- short`` (the CI mode: the default pytest selection)."""
+    _install(session, "test")
+    short = "short" in session.posargs
+    files = [
+        "tests/test_hostile.py", "tests/test_script_faults.py", "tests/test_lossy.py",
+        "tests/test_control_surface.py",
+    ]  # fmt: skip
+    env = {} if short else {"PYKEMI_SLOW": "1"}
+    args = [a for a in session.posargs if a != "short"]
+    session.run("pytest", "-q", "-ra", "--durations=10", *files, *args, env=env)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """30 minutes of stateless load at half the measured maximum rate, RSS/fd sampling and a
+    trend check (bench/soak.py); e.g. ``-- --minutes 5 --rate 1000``."""
+    _install(session, "test")
+    session.run("python", "-m", "bench.soak", *session.posargs)

@@ -68,13 +68,21 @@ class Engine(ABC):
             return self.call(name, ctx, args)
         finally:
             CURRENT.ctx = prev
-            from ..cdispatch import release_buffers
-
-            release_buffers()
+            _release_buffers()
 
     def require(self, name: str) -> None:
         if not self.has(name):
             raise ScriptError(f"{self.script}: required function '{name}' is not defined")
+
+
+def _release_buffers() -> None:
+    """cdispatch.release_buffers, imported on first use (cdispatch loads the C extension);
+    performance: rebinds itself so later calls skip the import statement."""
+    global _release_buffers
+    from ..cdispatch import release_buffers
+
+    _release_buffers = release_buffers
+    release_buffers()
 
 
 def modf(registry: Registry, view: list[Invoker], fname: str, params: Sequence[Any]) -> int:

@@ -179,7 +179,8 @@ def parse_via(value: str) -> list[Via]:
 
 def _check_header(name: str, value: str) -> None:
     # header injection guard: a CR/LF in a value would start a new header on the wire
-    if not is_token(name):
+    # (performance: a name in _VALID_NAMES was already checked; skip the regex)
+    if name not in _VALID_NAMES and not is_token(name):
         raise ValueError(f"bad header name {name!r}")
     if "\n" in value or "\r" in value:
         raise ValueError(f"header value contains CR/LF: {value!r}")
@@ -466,7 +467,13 @@ class SipMessage:
                 top = None
                 for h in self.headers:
                     if h.key == "via":
-                        items = _split_list(h.value)
+                        v = h.value
+                        if "," not in v and '"' not in v:
+                            # performance: one via-parm, nothing to split (same result)
+                            v = v.strip(" \t")
+                            items = [v] if v else []
+                        else:
+                            items = _split_list(v)
                         if items:
                             top = Via.parse(items[0])
                             break
@@ -590,6 +597,68 @@ def _find_head_end(data: bytes) -> tuple[int, int]:
     return -1, -1
 
 
+def _headers_fast(text: str, nlines: int) -> list[Header] | None:
+    """Headers of the usual message, or None to take the line-by-line loop (performance).
+
+    Usual: CRLF line ends only, no folded lines, every header name already validated
+    (``_VALID_NAMES``). Then one ``partition`` per line does what the loop does; the
+    result is identical, and any other message goes through ``_headers_by_line``.
+    """
+    if text[-1:] == "\r":
+        text = text[:-1]
+    if "\n " in text or "\n\t" in text:
+        return None  # folded lines
+    lines = text.split("\r\n")
+    if len(lines) != nlines:
+        return None  # a bare LF somewhere
+    valid_names = _VALID_NAMES
+    headers: list[Header] = []
+    append = headers.append
+    for i in range(1, nlines):
+        name, colon, value = lines[i].partition(":")
+        key = valid_names.get(name)
+        if key is None or not colon:
+            return None  # new or invalid name, empty line, no colon: the loop decides
+        append(Header(name, value.strip(" \t"), key))
+    return headers
+
+
+def _headers_by_line(lines: list[str]) -> list[Header]:
+    """Header lines (after the first) to Headers: LF or CRLF, folding, names validated."""
+    headers: list[Header] = []
+    valid_names = _VALID_NAMES
+    lineno = 1
+    for line in lines[1:]:
+        lineno += 1
+        if line[-1:] == "\r":
+            line = line[:-1]
+        if not line:
+            raise SipParseError(f"line {lineno}: unexpected empty line")
+        c0 = line[0]
+        if c0 == " " or c0 == "\t":
+            if not headers:
+                raise SipParseError(f"line {lineno}: continuation line without a header: {line!r}")
+            cont = line.strip(" \t")
+            if cont:
+                h = headers[-1]
+                h.value = h.value + " " + cont if h.value else cont
+            continue
+        colon = line.find(":")
+        if colon < 0:
+            raise SipParseError(f"line {lineno}: header without colon: {line!r}")
+        name = line[:colon]
+        key = valid_names.get(name)
+        if key is None:
+            name = name.rstrip(" \t")  # "Via :" is legal (HCOLON allows whitespace)
+            if not is_token(name):
+                raise SipParseError(f"line {lineno}: bad header name {name!r}")
+            key = header_key(name)
+            if len(name) == colon and len(valid_names) < _VALID_NAMES_MAX:
+                valid_names[name] = key
+        headers.append(Header(name, line[colon + 1 :].strip(" \t"), key))
+    return headers
+
+
 def _parse(data: bytes) -> SipMessage:
     if not isinstance(data, bytes):
         data = bytes(data)
@@ -623,37 +692,6 @@ def _parse(data: bytes) -> SipMessage:
     headers = _headers_fast(text, len(lines))
     if headers is None:
         headers = _headers_by_line(lines)
-    if len(headers) > MAX_HEADERS:
-        raise SipParseError(f"too many headers ({len(headers)}, limit {MAX_HEADERS})")
-
-    length = _content_length(headers)
-        lineno += 1
-        if line[-1:] == "\r":
-            line = line[:-1]
-        if not line:
-            raise SipParseError(f"line {lineno}: unexpected empty line")
-        c0 = line[0]
-        if c0 == " " or c0 == "\t":
-            if not headers:
-                raise SipParseError(f"line {lineno}: continuation line without a header: {line!r}")
-            cont = line.strip(" \t")
-            if cont:
-                h = headers[-1]
-                h.value = h.value + " " + cont if h.value else cont
-            continue
-        colon = line.find(":")
-        if colon < 0:
-            raise SipParseError(f"line {lineno}: header without colon: {line!r}")
-        name = line[:colon]
-        key = valid_names.get(name)
-        if key is None:
-            name = name.rstrip(" \t")  # "Via :" is legal (HCOLON allows whitespace)
-            if not is_token(name):
-                raise SipParseError(f"line {lineno}: bad header name {name!r}")
-            key = header_key(name)
-            if len(name) == colon and len(valid_names) < _VALID_NAMES_MAX:
-                valid_names[name] = key
-        headers.append(Header(name, line[colon + 1 :].strip(" \t"), key))
     if len(headers) > MAX_HEADERS:
         raise SipParseError(f"too many headers ({len(headers)}, limit {MAX_HEADERS})")
 
