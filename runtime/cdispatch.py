@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from .core.context import CURRENT
 from .core.log import log
-
 from .dispatch import int_arg
 
 if TYPE_CHECKING:

@@ -166,7 +166,7 @@ class Control:
     def handle_bytes(self, data: bytes) -> bytes:
         try:
             req = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             return _error(None, -32700, "Parse error")
         if isinstance(req, list):
             if not req:
@@ -265,9 +265,14 @@ class Control:
 
 
 def _complete(buf: bytearray) -> bool:
+    """Has a client that does not half-close sent a whole request? (else wait for EOF)"""
+    if not bytes(buf).rstrip().endswith((b"}", b"]")):
+        return False  # cheap: no JSON document ends otherwise
     try:
         json.loads(bytes(buf).decode("utf-8"))
         return True
+    except RecursionError:
+        return False  # too deep to tell: wait for EOF, then answer a parse error
     except (UnicodeDecodeError, ValueError):
         return False
 

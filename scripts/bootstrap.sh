@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 if command -v apt-get >/dev/null; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
-        python3 python3-venv python3-dev gcc libc6-dev sip-tester ruby ruby-dev chromium lua-check >/dev/null
+        python3 python3-venv python3-dev gcc libc6-dev sip-tester ruby ruby-dev chromium lua-check redis-server postgresql >/dev/null
 fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/nox ]; then

@@ -24,7 +24,16 @@ def main() -> int:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target)
-    cmd = [sys.executable, "-m", "mypy", "-p", "pykemi.codegen", "-p", "pykemi.runtime", *sys.argv[1:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "-p",
+        "pykemi.codegen",
+        "-p",
+        "pykemi.runtime",
+        *sys.argv[1:],
+    ]
     env_path = str(TREE.parent)
     return subprocess.call(cmd, cwd=ROOT, env={**__import__("os").environ, "MYPYPATH": env_path})
 

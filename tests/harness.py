@@ -112,8 +112,27 @@ def sipp(
         fail = int(last[head.index("FailedCall(C)")])
         created = int(last[head.index("TotalCallCreated")])
         retrans = int(last[head.index("Retransmissions(C)")])
-    text = run.stdout.decode(errors="replace")[-3000:] + run.stderr.decode(errors="replace")
+    screen = run.stdout.decode(errors="replace")
+    # the final statistics screen is authoritative: the CSV is dumped periodically and
+    # may miss the end of a short run
+    final = {k: _screen_total(screen, k) for k in ("Successful call", "Failed call")}
+    if final["Successful call"] is not None:
+        succ = final["Successful call"]
+    if final["Failed call"] is not None:
+        fail = final["Failed call"]
+    text = screen[-3000:] + run.stderr.decode(errors="replace")
     return SippResult(run.returncode, succ, fail, created, text, retrans)
+
+
+def _screen_total(screen: str, label: str) -> int | None:
+    """Cumulative column of a row of sipp's last statistics screen (``label | p | c``)."""
+    for line in reversed(screen.splitlines()):
+        if line.strip().startswith(label) and "|" in line:
+            try:
+                return int(line.rsplit("|", 1)[1].strip())
+            except ValueError:
+                return None
+    return None
 
 
 def kemi(

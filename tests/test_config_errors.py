@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pykemi.runtime.config import ConfigError, load_config, parse_config_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cfg"

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pykemi.runtime.config import Config, ConfigError, parse_config_text
 
 # fragments that steer random text into the interesting parts of the grammar

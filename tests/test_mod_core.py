@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from .modhelpers import INVITE, REPLY, make_ctx, request
+
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import MsgContext, ProcessState
 from pykemi.runtime.modules import core
 from pykemi.runtime.sip.message import parse_message
+
+from .modhelpers import INVITE, REPLY, make_ctx, request
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .modhelpers import INVITE, make_ctx
 from pykemi.runtime.modules import hdr
 from pykemi.runtime.sip.message import parse_message
+
+from .modhelpers import INVITE, make_ctx
 
 
 def names(ctx: object) -> list[str]:

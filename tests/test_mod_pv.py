@@ -7,9 +7,11 @@ import os
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from .modhelpers import INVITE, REPLY, make_ctx, request
+
 from pykemi.runtime.core.pv import format_pv, get_pv, is_valid_pv, parse_format, set_pv
 from pykemi.runtime.modules import pv as kpv
+
+from .modhelpers import INVITE, REPLY, make_ctx, request
 
 EXPECTED = {
     "$ru": "sip:bob@example.com:5070;transport=udp",

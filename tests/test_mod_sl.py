@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .modhelpers import INVITE, REPLY, make_ctx, request
 from pykemi.runtime.modules import hdr, sl
 from pykemi.runtime.sip.message import parse_message
 from pykemi.runtime.sip.reply import gen_to_tag
+
+from .modhelpers import INVITE, REPLY, make_ctx, request
 
 
 def test_send_reply_basic() -> None:

@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from .modhelpers import INVITE, REPLY, make_ctx, request
+
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import kex, kx, xlog
+
+from .modhelpers import INVITE, REPLY, make_ctx, request
 
 
 @pytest.fixture

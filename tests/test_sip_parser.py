@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pykemi.runtime.sip import (
     MAX_MESSAGE_SIZE,
     Header,

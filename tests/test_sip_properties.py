@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pykemi.runtime.sip import (
     MAX_MESSAGE_SIZE,
     Header,
@@ -168,8 +169,11 @@ def valid_messages(draw: st.DrawFn) -> tuple[bytes, SipMessage]:
         a, _, b = value.partition(" ")
         # fold at a single space between non-blank characters: the parser joins the
         # pieces with exactly one space again (whitespace around a fold is folded too)
-        if b and draw(st.booleans()) and not a.endswith(("\t", " ")) and not b.startswith(
-            ("\t", " ")
+        if (
+            b
+            and draw(st.booleans())
+            and not a.endswith(("\t", " "))
+            and not b.startswith(("\t", " "))
         ):
             value = a + eol + draw(st.sampled_from([" ", "\t", "   "])) + b
         lines.append(name + sep + value)

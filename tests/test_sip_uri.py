@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from pykemi.runtime.sip import SipParseError, SipUri, parse_uri
 
 

@@ -234,6 +234,12 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("route_locks_size", _I),
     GlobalSpec("return_mode", _I),
     # KEMI callbacks
+    # pykemi's own parameters
+    GlobalSpec("kemi.slot_capacity", _I, 1024),
+    GlobalSpec("kemi.rpc_socket", _S, ""),
+    GlobalSpec("kemi.dispatch", _B, False),
+    GlobalSpec("kemi.route_time_limit", _I, 2000),
+    GlobalSpec("kemi.worker_memory_limit", _I, 0),
     GlobalSpec("kemi.onsend_route_callback", _S, "ksr_onsend_route"),
     GlobalSpec("kemi.reply_route_callback", _S, "ksr_reply_route"),
     GlobalSpec("kemi.event_route_callback", _S, ""),

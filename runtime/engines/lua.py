@@ -44,14 +44,33 @@ HOOK_COUNT = 10000  # VM instructions between two deadline checks (~0.1 ms of Lu
 _RUNNER = """
 local marker, timeout, now, count = ...
 local xpcall, traceback, unpack, tostring = xpcall, debug.traceback, unpack or table.unpack, tostring
-local sethook, error = debug.sethook, error
-local deadline = 0
+local sethook, error, select = debug.sethook, error, select
+local deadline, active = 0, false
 local hook
 hook = function()
-    if now() > deadline then
+    if active and now() > deadline then
         sethook(hook, "", 1)
         error(timeout, 0)
     end
+end
+-- hooks are per coroutine: a coroutine resumed during a timed call gets the hook too
+local co = coroutine
+local resume, create = co.resume, co.create
+local function passon(ok, ...)  -- a timeout inside the coroutine goes on in its resumer
+    if not ok and active and (...) == timeout then error(timeout, 0) end
+    return ok, ...
+end
+co.resume = function(c, ...)
+    if active then sethook(c, hook, "", count) end
+    return passon(resume(c, ...))
+end
+co.wrap = function(f)
+    local c = create(f)
+    local function pass(ok, ...)
+        if not ok then error((...), 0) end
+        return ...
+    end
+    return function(...) return pass(co.resume(c, ...)) end
 end
 local function handler(e)
     if e == marker or e == timeout then return e end
@@ -60,14 +79,15 @@ end
 local run = function(limit, f, ...)
     local n, args = select('#', ...), {...}
     if limit > 0 then
-        deadline = now() + limit
+        deadline, active = now() + limit, true
         sethook(hook, "", count)
     end
     local ok, err = xpcall(function() return f(unpack(args, 1, n)) end, handler)
-    if limit > 0 then sethook() end
+    if limit > 0 then sethook(); active = false end
     return ok, err
 end
-return run, sethook  -- sethook() from Python: a C call, no hook can fire in it
+-- from Python after an error escaped the runner: C calls, no hook can fire in them
+return run, sethook, function() active = false end
 """
 
 
@@ -116,7 +136,7 @@ class LuaEngine(Engine):
             except OSError as exc:
                 raise ScriptError(f"missing Lua shim {shim}: run `kemi generate`") from exc
             rt.execute(src, ksr, fns, self.registry.base(module), check, sig)
-        self._runner, self._unhook = rt.execute(
+        self._runner, self._unhook, self._inactive = rt.execute(
             _RUNNER.encode(),
             EXIT_MARKER.encode(),
             TIMEOUT_MARKER.encode(),
@@ -178,6 +198,7 @@ class LuaEngine(Engine):
         except Exception as exc:  # noqa: BLE001 - errors escaping lupa must not kill the worker
             if limit:
                 self._unhook()  # the hook fired after xpcall returned: it is still set
+                self._inactive()
             text = str(exc)
             if TIMEOUT_MARKER in text:
                 return self._timed_out(name)

@@ -15,6 +15,7 @@ import keyword
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,11 +151,20 @@ class PythonEngine(Engine):
         """Start the budget of an outermost callback; False where signals cannot be used."""
         if threading.current_thread() is not threading.main_thread():
             return False
-        if signal.getsignal(signal.SIGALRM) != self._on_alarm:
-            signal.signal(signal.SIGALRM, self._on_alarm)
+        self._prev_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._armed_at = time.monotonic()
         self._armed = True
-        signal.setitimer(signal.ITIMER_REAL, self._limit)
+        self._prev_timer = signal.setitimer(signal.ITIMER_REAL, self._limit)
         return True
+
+    def _disarm(self) -> None:
+        """Stop the timer (after ``_armed`` was cleared) and give SIGALRM back."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._prev_handler)
+        delay, interval = self._prev_timer
+        if delay > 0:  # another alarm was pending (a test runner's timeout): restore it
+            left = delay - (time.monotonic() - self._armed_at)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
 
     def call(self, name: str, ctx: MsgContext, args: Sequence[Any]) -> int:
         entry = self._lookup(name)
@@ -176,7 +186,7 @@ class PythonEngine(Engine):
                 if timed:
                     # no call before the flag is cleared: a late signal is then ignored
                     self._armed = False
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    self._disarm()
         except RouteTimeout:
             log_script_error(
                 "app_python3",

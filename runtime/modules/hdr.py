@@ -39,7 +39,8 @@ def parse_header_lines(txt: str) -> list[tuple[str, str]] | None:
             continue
         name, sep, value = line.partition(":")
         name = name.strip()
-        if not sep or not is_token(name):
+        # a bare CR left after splitting on LF would break the header on the wire
+        if not sep or not is_token(name) or "\r" in value:
             klog.err(f"invalid header line [{line}]")
             return None
         pairs.append((name, value.strip()))

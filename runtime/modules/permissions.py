@@ -157,7 +157,8 @@ def load_address(db: Database, p: dict[str, Any]) -> AddressTable:
     rows = db.fetch_all(select(*(t.c[c] for c in cols)))
     out = AddressTable()
     max_subnets = int(p.get("max_subnets") or 512)
-    for grp, ip_text, mask, port, tag in rows:
+    for r in rows:
+        grp, ip_text, mask, port, tag = tuple(r)
         ip_text = str(ip_text or "").strip()
         row = AddrRow(int(grp or 0), int(port or 0), None if tag is None else str(tag))
         ip = parse_ip(ip_text)
@@ -173,7 +174,9 @@ def load_address(db: Database, p: dict[str, Any]) -> AddressTable:
             out.exact.setdefault(ip, []).append(row)
             continue
         if len(out.subnets) >= max_subnets:
-            klog.err(f"more than max_subnets={max_subnets} subnets: {ip_text}/{prefix} skipped", ORIGIN)
+            klog.err(
+                f"more than max_subnets={max_subnets} subnets: {ip_text}/{prefix} skipped", ORIGIN
+            )
             continue
         row.net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
         out.subnets.append(row)
@@ -199,7 +202,8 @@ def load_trusted(db: Database, p: dict[str, Any], src_ip: str | None = None) -> 
     if src_ip is not None:
         stmt = stmt.where(t.c[cols[0]] == src_ip)
     out: list[TrustedRow] = []
-    for src, proto, fpat, rpat, tag, prio in db.fetch_all(stmt):
+    for r in db.fetch_all(stmt):
+        src, proto, fpat, rpat, tag, prio = tuple(r)
         try:
             out.append(
                 TrustedRow(

@@ -4,13 +4,23 @@
 """KSR: the KEMI API for Python routing scripts; core functions live here."""
 
 from . import x as x
+from . import acc as acc
+from . import auth as auth
+from . import auth_db as auth_db
 from . import corex as corex
 from . import hdr as hdr
+from . import htable as htable
 from . import kex as kex
 from . import kx as kx
 from . import maxfwd as maxfwd
+from . import nathelper as nathelper
+from . import permissions as permissions
+from . import pike as pike
 from . import pv as pv
+from . import registrar as registrar
 from . import rr as rr
+from . import rtpengine as rtpengine
+from . import rtpproxy as rtpproxy
 from . import sanity as sanity
 from . import siputils as siputils
 from . import sl as sl

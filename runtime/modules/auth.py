@@ -1,0 +1,545 @@
+"""``KSR.auth``: digest authentication (Kamailio auth module), also the API auth_db uses.
+
+Flow of a check (Kamailio's pre_auth / check_response / post_auth):
+
+1. ACK, CANCEL and PRACK are authenticated without credentials (they cannot be
+   challenged).
+2. The credentials header for the realm is found (``Authorization`` for
+   REGISTER, ``Proxy-Authorization`` otherwise), parsed and checked for the
+   mandatory fields; then its nonce must be one of ours and not expired.
+3. The caller supplies HA1 (from a password, a PV or the subscriber table) and
+   the response is recomputed (RFC 2617 3.2.2.1, qop=auth or none).
+4. On success the header is remembered so ``consume_credentials`` removes it.
+
+Nonces are ``base64(since | expires | HMAC-MD5(secret, since | expires))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules.corex import module_params, register_params
+from pykemi.runtime.sip.nameaddr import SipParseError
+from pykemi.runtime.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from pykemi.runtime.sip.message import Header
+
+ORIGIN = "auth"
+
+# return codes to the script (Kamailio's auth_cfg_result_t)
+AUTH_USER_MISMATCH = -8
+AUTH_NONCE_REUSED = -6
+AUTH_NO_CREDENTIALS = -5
+AUTH_STALE_NONCE = -4
+AUTH_USER_UNKNOWN = -3
+AUTH_INVALID_PASSWORD = -2
+AUTH_ERROR = -1
+AUTH_OK = 1
+
+# auth flags (pv_auth_check) and checks
+FLAG_PASSWDHA1 = 1
+FLAG_HDRQOPNONE = 2
+FLAG_HDRQOPAUTH = 4
+FLAG_HDRQOPAUTHINT = 8
+CHECK_ID = 1
+CHECK_SKIPFWD = 2
+
+WWW = "Authorization"  # credentials answering a 401
+PROXY = "Proxy-Authorization"  # credentials answering a 407
+
+EXTRA_AUTHORIZED = "auth_authorized"  # ctx.extra: the Header that authenticated the request
+SECRET_KEY = "auth.secret"  # proc.extra: nonce secret (bytes), made before workers fork
+
+DEFAULTS: dict[str, Any] = {
+    "secret": "",
+    "nonce_expire": 300,
+    "nonce_auth_max_drift": 3,
+    "protect_contacts": 0,
+    "challenge_attr": "$digest_challenge",
+    "proxy_challenge_header": "Proxy-Authenticate",
+    "www_challenge_header": "WWW-Authenticate",
+    "qop": "auth",
+    "auth_checks_register": 0,
+    "auth_checks_no_dlg": 0,
+    "auth_checks_in_dlg": 0,
+    "nonce_count": 0,
+    "nc_array_size": 1048576,
+    "nc_array_order": 20,
+    "one_time_nonce": 0,
+    "otn_in_flight_no": 1048576,
+    "otn_in_flight_order": 20,
+    "nid_pool_no": 1,
+    "force_stateless_reply": 0,
+    "realm_prefix": "",
+    "use_domain": 0,
+    "algorithm": "",
+    "add_authinfo_hdr": 0,
+}
+register_params("auth", DEFAULTS)
+
+_NO_AUTH_METHODS = frozenset(("ACK", "CANCEL", "PRACK"))
+
+
+def params(proc: ProcessState) -> dict[str, Any]:
+    return module_params(proc, "auth", DEFAULTS)
+
+
+def _init_router(router: Any) -> None:
+    """One secret for all workers: chosen in the main process, before fork."""
+    if "auth" not in router.registry.bases:
+        return
+    p = params(router.proc)
+    secret = str(p.get("secret") or "")
+    router.proc.extra[SECRET_KEY] = secret.encode() if secret else secrets.token_bytes(32)
+    alg = str(p.get("algorithm") or "MD5")
+    if alg not in ALGORITHMS:
+        from pykemi.runtime.dispatch import StartupError
+
+        raise StartupError(f'auth: invalid algorithm "{alg}" (use "", "MD5" or "SHA-256")')
+    for name in ("nonce_count", "one_time_nonce", "protect_contacts", "add_authinfo_hdr"):
+        if p.get(name):
+            klog.warn(f"auth: parameter {name} is accepted but has no effect in pykemi", ORIGIN)
+
+
+def _install() -> None:
+    from pykemi.runtime import router as _router
+
+    if _init_router not in _router.ROUTER_INIT_HOOKS:
+        _router.ROUTER_INIT_HOOKS.append(_init_router)
+
+
+_install()
+
+
+def _secret(proc: ProcessState) -> bytes:
+    value = proc.extra.get(SECRET_KEY)
+    if not isinstance(value, bytes):
+        configured = str(params(proc).get("secret") or "")
+        value = configured.encode() if configured else secrets.token_bytes(32)
+        proc.extra[SECRET_KEY] = value
+    return value
+
+
+# ---------------------------------------------------------------------------
+# hashes (RFC 2617 / RFC 7616)
+
+ALGORITHMS: dict[str, Callable[[bytes], Any]] = {
+    "MD5": hashlib.md5,
+    "SHA-256": hashlib.sha256,
+}
+
+
+def algorithm(proc: ProcessState) -> str:
+    alg = str(params(proc).get("algorithm") or "MD5")
+    return alg if alg in ALGORITHMS else "MD5"
+
+
+def hash_hex(alg: str, text: str) -> str:
+    return str(ALGORITHMS[alg](text.encode("utf-8", "surrogateescape")).hexdigest())
+
+
+def calc_ha1(alg: str, username: str, realm: str, password: str) -> str:
+    """HA1 = H(username:realm:password)."""
+    return hash_hex(alg, f"{username}:{realm}:{password}")
+
+
+def calc_response(alg: str, ha1: str, cred: Credentials, method: str, body: bytes = b"") -> str:
+    """The expected ``response`` of ``cred`` for this HA1 (qop auth/auth-int or none)."""
+    if cred.qop.lower() == "auth-int":
+        hbody = str(ALGORITHMS[alg](body).hexdigest())
+        ha2 = hash_hex(alg, f"{method}:{cred.uri}:{hbody}")
+    else:
+        ha2 = hash_hex(alg, f"{method}:{cred.uri}")
+    if cred.qop:
+        return hash_hex(alg, f"{ha1}:{cred.nonce}:{cred.nc}:{cred.cnonce}:{cred.qop}:{ha2}")
+    return hash_hex(alg, f"{ha1}:{cred.nonce}:{ha2}")
+
+
+# ---------------------------------------------------------------------------
+# nonces
+
+_NONCE_BYTES = 24  # since(4) + expires(4) + HMAC-MD5(16)
+
+
+def new_nonce(proc: ProcessState, now: float | None = None) -> str:
+    t = int(time.time() if now is None else now)
+    expires = t + int(params(proc).get("nonce_expire") or 300)
+    head = struct.pack(">II", t & 0xFFFFFFFF, expires & 0xFFFFFFFF)
+    mac = hmac.new(_secret(proc), head, "md5").digest()
+    return base64.b64encode(head + mac).decode("ascii")
+
+
+NONCE_OK, NONCE_INVALID, NONCE_STALE = 0, 1, 4
+
+
+def check_nonce(proc: ProcessState, nonce: str, now: float | None = None) -> int:
+    """NONCE_OK, NONCE_INVALID (not ours, malformed, from the future) or NONCE_STALE."""
+    try:
+        raw = base64.b64decode(nonce.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return NONCE_INVALID
+    if len(raw) != _NONCE_BYTES:
+        return NONCE_INVALID
+    head, mac = raw[:8], raw[8:]
+    if not hmac.compare_digest(mac, hmac.new(_secret(proc), head, "md5").digest()):
+        return NONCE_INVALID
+    since, expires = struct.unpack(">II", head)
+    t = int(time.time() if now is None else now)
+    if since > t + int(params(proc).get("nonce_auth_max_drift") or 0):
+        return NONCE_INVALID
+    if expires < t:
+        return NONCE_STALE
+    return NONCE_OK
+
+
+# ---------------------------------------------------------------------------
+# credentials
+
+
+@dataclass
+class Credentials:
+    """One parsed ``Digest`` credentials header (RFC 2617 3.2.2)."""
+
+    header: Header
+    username: str  # as sent ("user" or "user@domain")
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = ""
+    cnonce: str = ""
+    opaque: str = ""
+    qop: str = ""
+    nc: str = ""
+
+    @property
+    def user(self) -> str:
+        return self.username.split("@", 1)[0]
+
+    @property
+    def domain(self) -> str:
+        return self.username.partition("@")[2]
+
+
+_PARAM_RE = re.compile(r'\s*([A-Za-z][A-Za-z0-9_.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(,|$)')
+
+
+def parse_digest(value: str) -> dict[str, str] | None:
+    """The parameters of a ``Digest ...`` header value (names lower-case); None if malformed."""
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "digest":
+        return None
+    out: dict[str, str] = {}
+    pos, rest = 0, rest.strip()
+    while pos < len(rest):
+        m = _PARAM_RE.match(rest, pos)
+        if m is None:
+            return None
+        raw = m.group(2)
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        out[m.group(1).lower()] = raw
+        pos = m.end()
+    return out
+
+
+def _strip_realm(proc: ProcessState, realm: str) -> str:
+    prefix = str(params(proc).get("realm_prefix") or "")
+    if prefix and realm.startswith(prefix):
+        return realm[len(prefix) :]
+    return realm
+
+
+def find_credentials(ctx: MsgContext, realm: str, hdr_name: str) -> tuple[int, Credentials | None]:
+    """(0, creds) for the realm; (1, None) none for it; (-1, None) a malformed header."""
+    from pykemi.runtime.sip.headers import header_key
+
+    key = header_key(hdr_name)
+    realm = _strip_realm(ctx.proc, realm)
+    for h in ctx.msg.headers:
+        if h.key != key:
+            continue
+        fields = parse_digest(h.value)
+        if fields is None:
+            klog.err(f"error while parsing credentials [{h.value}]", ORIGIN)
+            return -1, None
+        if fields.get("realm", "") != realm:
+            continue
+        return 0, Credentials(
+            header=h,
+            username=fields.get("username", ""),
+            realm=fields.get("realm", ""),
+            nonce=fields.get("nonce", ""),
+            uri=fields.get("uri", ""),
+            response=fields.get("response", ""),
+            algorithm=fields.get("algorithm", ""),
+            cnonce=fields.get("cnonce", ""),
+            opaque=fields.get("opaque", ""),
+            qop=fields.get("qop", ""),
+            nc=fields.get("nc", ""),
+        )
+    return 1, None
+
+
+def _cred_ok(proc: ProcessState, c: Credentials) -> bool:
+    """Kamailio's check_dig_cred: mandatory fields, qop companions, supported algorithm."""
+    if not (c.username and c.nonce and c.uri and c.response):
+        return False
+    if c.qop and (not c.cnonce or not c.nc):
+        return False
+    if c.qop and c.qop.lower() not in ("auth", "auth-int"):
+        return False
+    return not c.algorithm or c.algorithm.upper() == algorithm(proc).upper()
+
+
+def method_of(ctx: MsgContext) -> str:
+    return str(ctx.msg.method).upper()
+
+
+def pre_auth(ctx: MsgContext, realm: str, hdr_name: str) -> tuple[int | None, Credentials | None]:
+    """(None, creds) when the response must be checked, else (final auth code, creds)."""
+    if method_of(ctx) in _NO_AUTH_METHODS:
+        return AUTH_OK, None
+    rc, cred = find_credentials(ctx, realm, hdr_name)
+    if rc < 0:
+        return AUTH_ERROR, None
+    if rc > 0 or cred is None:
+        klog.dbg(f"credentials with realm '{realm}' not found", ORIGIN)
+        return AUTH_NO_CREDENTIALS, None
+    if not _cred_ok(ctx.proc, cred):
+        klog.err("credentials are not filled properly", ORIGIN)
+        return AUTH_ERROR, cred
+    state = check_nonce(ctx.proc, cred.nonce)
+    if state == NONCE_STALE:
+        return AUTH_STALE_NONCE, cred
+    if state != NONCE_OK:
+        klog.dbg(f"invalid nonce value received [{cred.nonce}]", ORIGIN)
+        return AUTH_ERROR, cred
+    return None, cred
+
+
+def check_response(ctx: MsgContext, cred: Credentials, ha1: str, method: str) -> int:
+    """AUTH_OK, AUTH_INVALID_PASSWORD, or AUTH_ERROR for a response of the wrong length."""
+    alg = algorithm(ctx.proc)
+    expected = calc_response(alg, ha1.lower(), cred, method, ctx.msg.body)
+    if len(cred.response) != len(expected):
+        klog.dbg(f"received response length {len(cred.response)} != {len(expected)}", ORIGIN)
+        return AUTH_ERROR
+    if hmac.compare_digest(expected, cred.response.lower()):
+        ctx.extra[EXTRA_AUTHORIZED] = cred.header  # post_auth: mark for consume_credentials
+        return AUTH_OK
+    return AUTH_INVALID_PASSWORD
+
+
+def digest_authenticate(
+    ctx: MsgContext,
+    realm: str,
+    hdr_name: str,
+    get_ha1: Callable[[Credentials], str | int],
+) -> tuple[int, Credentials | None]:
+    """The whole check; ``get_ha1`` returns HA1 or a negative auth code (user unknown, error)."""
+    rc, cred = pre_auth(ctx, realm, hdr_name)
+    if rc is not None or cred is None:
+        return (AUTH_ERROR if rc is None else rc), cred
+    ha1 = get_ha1(cred)
+    if isinstance(ha1, int):
+        return ha1, cred
+    return check_response(ctx, cred, ha1, method_of(ctx)), cred
+
+
+def _uri_user_host(uri: str | None) -> tuple[str, str] | None:
+    if not uri:
+        return None
+    try:
+        u = parse_uri(uri)
+    except (SipParseError, ValueError):
+        return None
+    return (u.user or ""), u.host.lower()
+
+
+def identity_check(
+    ctx: MsgContext, cred: Credentials, use_domain: bool, skip_forwarded: bool = False
+) -> int:
+    """Auth username == From user (To user for REGISTER/PUBLISH, and From == To); AUTH_OK or -8/-1."""
+    method = method_of(ctx)
+    try:
+        furi = _uri_user_host(ctx.msg.from_uri)
+        turi = _uri_user_host(ctx.msg.to_uri) if method in ("REGISTER", "PUBLISH") else None
+    except SipParseError:
+        return AUTH_ERROR
+    if furi is None or (method in ("REGISTER", "PUBLISH") and turi is None):
+        return AUTH_ERROR
+    uri = turi if turi is not None else furi
+    forwarded = method in ("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE")
+    if not (skip_forwarded and forwarded) and cred.user != uri[0]:
+        klog.dbg("authentication username mismatch with from/to username", ORIGIN)
+        return AUTH_USER_MISMATCH
+    if turi is not None:
+        if furi[0] != turi[0] or (use_domain and furi[1] != turi[1]):
+            return AUTH_USER_MISMATCH
+        if method == "PUBLISH":
+            ruri = _uri_user_host(ctx.ruri)
+            if ruri is None:
+                return AUTH_ERROR
+            if furi[0] != ruri[0] or (use_domain and furi[1] != ruri[1]):
+                return AUTH_USER_MISMATCH
+    return AUTH_OK
+
+
+# ---------------------------------------------------------------------------
+# challenges
+
+
+def challenge_header(
+    ctx: MsgContext, realm: str, qop: str, stale: bool, hdr_name: str, nonce: str | None = None
+) -> str:
+    """The challenge header line (CRLF-terminated), built like Kamailio's get_challenge_hf."""
+    p = params(ctx.proc)
+    name = str(
+        p.get("proxy_challenge_header") if hdr_name == PROXY else p.get("www_challenge_header")
+    )
+    realm = _strip_realm(ctx.proc, realm)
+    line = f'{name}: Digest realm="{realm}", nonce="{nonce or new_nonce(ctx.proc)}"'
+    if qop:
+        line += f', qop="{qop}"'
+    if stale:
+        line += ", stale=true"
+    return line + f", algorithm={algorithm(ctx.proc)}\r\n"
+
+
+def send_auth_reply(ctx: MsgContext, code: int, reason: str, hdr: str | None) -> int:
+    """Reply with ``hdr`` added (stateful when a transaction exists, unless force_stateless_reply)."""
+    from pykemi.runtime.modules import sl
+
+    saved = list(ctx.extra.get("reply_headers", ()))
+    if hdr:
+        ctx.extra["reply_headers"] = [*saved, hdr]
+    try:
+        if params(ctx.proc).get("force_stateless_reply"):
+            return sl.reply(ctx, code, reason)
+        return sl.send_reply(ctx, code, reason)
+    finally:
+        ctx.extra["reply_headers"] = saved
+
+
+def challenge(ctx: MsgContext, realm: str, flags: int, hdr_name: str) -> int:
+    """Kamailio's auth_challenge_helper: 1, -2 (challenge error), -3 (reply failed)."""
+    qop = "auth-int" if flags & 2 else ("auth" if flags & 1 else "")
+    try:
+        hf = challenge_header(ctx, realm, qop, bool(flags & 16), hdr_name)
+    except (ValueError, TypeError) as exc:
+        klog.err(f"error while creating challenge: {exc}", ORIGIN)
+        if not flags & 4 and send_auth_reply(ctx, 500, "Internal Server Error", None) < 0:
+            return -4
+        return -2
+    if hdr_name == WWW:
+        rc = send_auth_reply(ctx, 401, "Unauthorized", hf)
+    else:
+        rc = send_auth_reply(ctx, 407, "Proxy Authentication Required", hf)
+    return 1 if rc > 0 else -3
+
+
+def www_challenge(ctx: MsgContext, realm: str, flags: int) -> int:
+    return challenge(ctx, realm, flags, WWW)
+
+
+def proxy_challenge(ctx: MsgContext, realm: str, flags: int) -> int:
+    return challenge(ctx, realm, flags, PROXY)
+
+
+def _hdr_for(ctx: MsgContext) -> str:
+    return WWW if method_of(ctx) == "REGISTER" else PROXY
+
+
+# ---------------------------------------------------------------------------
+# exports
+
+
+def auth_challenge(ctx: MsgContext, realm: str, flags: int) -> int:
+    if not ctx.msg.is_request:
+        klog.err("auth_challenge() needs a request", ORIGIN)
+        return -1
+    return challenge(ctx, realm, flags, _hdr_for(ctx))
+
+
+def has_credentials(ctx: MsgContext, realm: str) -> int:
+    if not ctx.msg.is_request:
+        return -1
+    for name in (PROXY, WWW):
+        rc, _cred = find_credentials(ctx, realm, name)
+        if rc == 0:
+            klog.dbg(f"found {name} credentials with realm [{realm}]", ORIGIN)
+            return 1
+    return -1
+
+
+def consume_credentials(ctx: MsgContext) -> int:
+    if not ctx.msg.is_request or method_of(ctx) in _NO_AUTH_METHODS:
+        return -1
+    hdr = ctx.extra.get(EXTRA_AUTHORIZED)
+    headers = ctx.msg.headers
+    for i, h in enumerate(headers):
+        if h is hdr:
+            del headers[i]
+            ctx.msg.invalidate()
+            ctx.extra.pop(EXTRA_AUTHORIZED, None)
+            return 1
+    klog.err("no authorized credentials found (error in scripts)", ORIGIN)
+    return -1
+
+
+def _challenge_to_avp(ctx: MsgContext, realm: str, flags: int, cred: Credentials | None) -> int:
+    """pv_authenticate's failure path: the challenge header goes to challenge_attr."""
+    from pykemi.runtime.core.pv import set_pv
+
+    qop = "auth-int" if flags & FLAG_HDRQOPAUTHINT else ("auth" if flags & FLAG_HDRQOPAUTH else "")
+    stale = cred is not None and check_nonce(ctx.proc, cred.nonce) == NONCE_STALE
+    hf = challenge_header(ctx, realm, qop, stale, _hdr_for(ctx))
+    attr = str(params(ctx.proc).get("challenge_attr") or "$digest_challenge")
+    name = attr if attr.startswith("$avp(") else f"$avp({attr.lstrip('$')})"
+    if not set_pv(ctx, name, hf):
+        klog.err(f"error while creating attribute {attr} with challenge", ORIGIN)
+        return AUTH_ERROR
+    return 0
+
+
+def pv_auth_check(ctx: MsgContext, realm: str, passwd: str, flags: int, checks: int) -> int:
+    if not ctx.msg.is_request:
+        return AUTH_ERROR
+    if method_of(ctx) in ("ACK", "CANCEL"):
+        return AUTH_OK
+    if not realm:
+        klog.err("invalid realm value - empty content", ORIGIN)
+        return AUTH_ERROR
+    if not passwd:
+        klog.err("invalid password value - empty content", ORIGIN)
+        return AUTH_ERROR
+    alg = algorithm(ctx.proc)
+
+    def ha1_of(cred: Credentials) -> str | int:
+        if flags & FLAG_PASSWDHA1:
+            return passwd
+        return calc_ha1(alg, cred.username, _strip_realm(ctx.proc, realm), passwd)
+
+    rc, cred = digest_authenticate(ctx, realm, _hdr_for(ctx), ha1_of)
+    if rc < 0:
+        if flags & (FLAG_HDRQOPNONE | FLAG_HDRQOPAUTH | FLAG_HDRQOPAUTHINT):
+            if _challenge_to_avp(ctx, realm, flags, cred) < 0:
+                return AUTH_ERROR
+        return rc
+    if checks & CHECK_ID and cred is not None:
+        return identity_check(ctx, cred, bool(params(ctx.proc).get("use_domain")))
+    return rc
