@@ -42,10 +42,14 @@ class RunningRouter:
 
 @contextmanager
 def router(
-    cfg: Path, tmp: Path, defines: dict[str, str] | None = None, timeout: float = 20.0
+    cfg: Path,
+    tmp: Path,
+    defines: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    port: int | None = None,
 ) -> Iterator[RunningRouter]:
     """Run ``kemi run CFG`` with LISTEN on a free port until the block ends."""
-    port = free_udp_port()
+    port = port or free_udp_port()
     args = [sys.executable, "-m", "pykemi.runtime.cli", "run", str(cfg)]
     all_defines = {"LISTEN": f"udp:127.0.0.1:{port}", **(defines or {})}
     for k, v in all_defines.items():

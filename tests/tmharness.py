@@ -6,14 +6,13 @@ import csv
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .harness import SIPP, SIPP_DIR, RunningRouter, SippResult
+from .harness import SIPP, SIPP_DIR, RunningRouter, SippResult, router
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAY = ROOT / "examples" / "relay"
@@ -157,26 +156,5 @@ def relay_router(
     if listen == "both":
         d["LISTEN2"] = f"tcp:127.0.0.1:{port}"
     d.update(defines or {})
-    args = [sys.executable, "-m", "pykemi.runtime.cli", "run", str(cfg)]
-    for k, v in d.items():
-        args += ["-D", f"{k}={v}"]
-    log_path = tmp / f"router-{port}.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent)
-    try:
-        deadline = time.time() + timeout
-        while "pykemi: ready" not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise RuntimeError(f"router exited with {proc.returncode}:\n{log_path.read_text()}")
-            if time.time() > deadline:
-                raise RuntimeError(f"router not ready after {timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield RunningRouter(proc, port, log_path)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with router(cfg, tmp, d, timeout, port=port) as r:
+        yield r

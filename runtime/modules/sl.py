@@ -23,7 +23,9 @@ TM_REPLY_HOOK = "tm_reply"
 DEFAULT_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
 
 
-def _extra_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
+def reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
+    """Headers a locally generated reply carries (sl and tm): append_to_reply lines, and the
+    destination set as Contacts for 3xx."""
     pairs: list[tuple[str, str]] = []
     for txt in ctx.extra.get("reply_headers", ()):
         parsed = parse_header_lines(str(txt))
@@ -58,7 +60,7 @@ def reply(ctx: MsgContext, code: int, reason: str) -> int:
             msg,
             code,
             reason,
-            extra_headers=_extra_headers(ctx, code),
+            extra_headers=reply_headers(ctx, code),
             server=ctx.proc.server_header or None,
         )
         ip, port = reply_address(msg, ctx.src, ctx.proto)

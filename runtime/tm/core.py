@@ -36,6 +36,7 @@ from pykemi.runtime.core.context import (
     MsgContext,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
+from pykemi.runtime.modules.sl import reply_headers
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply, reply_address
 from pykemi.runtime.sip.uri import parse_uri
@@ -336,7 +337,7 @@ class TM:
                 code,
                 reason,
                 to_tag=txn.to_tag or None,
-                extra_headers=_reply_headers(ctx, code),
+                extra_headers=reply_headers(ctx, code),
                 server=self.proc.server_header or None,
             )
             data = rpl.to_bytes()
@@ -1176,24 +1177,6 @@ def _clone(ctx: MsgContext, msg: SipMessage, route_type: int, extra: dict[str, A
     if route_type == ONSEND_ROUTE:
         out.new_uri, out.dst_uri = ctx.new_uri, ctx.dst_uri
     return out
-
-
-def _reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
-    """Headers queued with append_to_reply, plus the destination set for 3xx."""
-    from pykemi.runtime.modules.hdr import parse_header_lines
-
-    pairs: list[tuple[str, str]] = []
-    for txt in ctx.extra.get("reply_headers", ()):
-        parsed = parse_header_lines(str(txt))
-        if parsed:
-            pairs.extend(parsed)
-    if 300 <= code < 400:
-        targets: list[str] = []
-        if ctx.new_uri is not None and ctx.new_uri != ctx.msg.ruri:
-            targets.append(ctx.new_uri)
-        targets.extend(str(b) for b in ctx.extra.get("branches", ()))
-        pairs.extend(("Contact", f"<{t}>") for t in targets)
-    return pairs
 
 
 def _fix_received(ctx: MsgContext, out: SipMessage) -> None:
