@@ -15,4 +15,4 @@ if [ ! -x .venv/bin/nox ]; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q nox
 fi
-echo "bootstrap: ok ($(.venv/bin/python --version), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || echo 'no sipp'))"
+echo "bootstrap: ok ($(.venv/bin/python --version), sipp $(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1 || true))"
