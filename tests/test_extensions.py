@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import site
 import signal
 import socket
 import subprocess
@@ -61,12 +62,20 @@ class Venv:
 def make_venv(base: Path) -> Venv:
     """A fresh venv seeing pykemi and its deps (system site-packages), with ``kemi`` in bin/."""
     root = base / "venv"
-    # --without-pip: pip comes from the system site-packages (fast; installs into the venv)
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)],
-        check=True,
-    )
+    # --without-pip: pip comes from the parent environment (fast; installs into the venv)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
+    # The venv sees the packages of the interpreter running the tests (pykemi as installed
+    # there, its dependencies, pip, wheel) -- not the base interpreter's, which a
+    # --system-site-packages venv would see when the tests run inside a nox virtualenv.
+    site_dir = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (Path(site_dir) / "_pykemi_parent.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
+    )
     kemi = root / "bin" / "kemi"
     kemi.write_text(f'#!/bin/sh\nexec "{python}" -m pykemi.runtime.cli "$@"\n')
     kemi.chmod(0o755)
