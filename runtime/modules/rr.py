@@ -403,6 +403,7 @@ def _user(ctx: MsgContext) -> str:
 def _tag(ctx: MsgContext) -> str:
     if not _p(ctx, "append_fromtag"):
         return ""
+    tag: str | None
     try:
         if ctx.msg.to_tag is not None and _direction(ctx) == "upstream":
             tag = ctx.msg.to_tag
