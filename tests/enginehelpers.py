@@ -59,7 +59,9 @@ class InProcess:
         return self.log.getvalue()
 
 
-def make_router(tmp: Path, engine: str, script: str, modules: tuple[str, ...] = ()) -> Router:
+def make_router(
+    tmp: Path, engine: str, script: str, modules: tuple[str, ...] = (), extra_cfg: str = ""
+) -> Router:
     (tmp / SCRIPT_NAME[engine]).write_text(script, encoding="utf-8")
     mods = ("sl", "maxfwd", "xlog", "kemix", *modules, ENGINE_MODULE[engine])
     cfg_text = "\n".join(
@@ -70,6 +72,7 @@ def make_router(tmp: Path, engine: str, script: str, modules: tuple[str, ...] = 
             "listen=udp:127.0.0.1:5060",
             *[f'loadmodule "{m}.so"' for m in mods],
             f'modparam("{ENGINE_MODULE[engine]}", "load", "{SCRIPT_NAME[engine]}")',
+            extra_cfg,
             f'cfgengine "{engine}"',
             "",
         ]
@@ -79,12 +82,12 @@ def make_router(tmp: Path, engine: str, script: str, modules: tuple[str, ...] = 
 
 
 @contextmanager
-def in_process(tmp: Path, engine: str, script: str) -> Iterator[InProcess]:
+def in_process(tmp: Path, engine: str, script: str, extra_cfg: str = "") -> Iterator[InProcess]:
     buf = io.StringIO()
     old_stream, old_level = LOG.stream, LOG.level
     LOG.stream = buf
     try:
-        router = make_router(tmp, engine, script)
+        router = make_router(tmp, engine, script, extra_cfg=extra_cfg)
         LOG.level = 3
         yield InProcess(router, buf)
     finally:

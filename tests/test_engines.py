@@ -264,3 +264,27 @@ def test_maxfwd_c_export_from_both_engines(tmp_path: Path) -> None:
     with in_process(tmp_path / "py", "python", py) as r:
         r.handle()
         assert "lt=1" in r.text
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("5.1", "Lua 5.1"), ("5.2", "Lua 5.2"), ("5.3", "Lua 5.3"), ("5.4", "Lua 5.4"),
+     ("luajit", "LuaJIT")],
+)  # fmt: skip
+def test_lua_version_chosen_by_modparam(tmp_path: Path, version: str, expected: str) -> None:
+    script = textwrap.dedent("""
+        function ksr_request_route()
+            KSR.info("lua=" .. (jit and jit.version or _VERSION) .. "\\n")
+            KSR.sl.send_reply(200, "OK")
+        end
+        """)
+    extra = f'modparam("app_lua", "version", "{version}")'
+    with in_process(tmp_path, "lua", script, extra_cfg=extra) as r:
+        assert [m.status for m in r.handle()] == [200]
+        assert f"lua={expected}" in r.text
+
+
+def test_lua_unknown_version_is_startup_error(tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match=r"unsupported Lua version '4\.0'"):
+        make_router(tmp_path, "lua", "function ksr_request_route() end\n",
+                    extra_cfg='modparam("app_lua", "version", "4.0")')  # fmt: skip
