@@ -11,8 +11,8 @@ import importlib.util
 import json
 import os
 import shutil
-import site
 import signal
+import site
 import socket
 import subprocess
 import sys
