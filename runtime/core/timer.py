@@ -65,6 +65,7 @@ class Timers:
         return ran
 
     def __len__(self) -> int:
+        """Live timers (a full scan: for diagnostics, not for the worker loop)."""
         return sum(1 for _, _, h in self._heap if not h.cancelled)
 
 

@@ -1,9 +1,9 @@
 """tm's timer queue, multiplexed onto one entry of the worker's ``TIMERS``.
 
 A busy proxy has thousands of pending retransmission / fr / wait timers and
-most are cancelled before they fire. The worker loop's ``TIMERS`` scans its
-whole heap for ``len()``, so tm keeps its own heap (lazy cancellation) and
-arms exactly one global timer for the earliest deadline.
+most are cancelled before they fire, so tm keeps its own heap (lazy
+cancellation, its own clock for tests) and arms exactly one entry of the
+worker's ``TIMERS`` for the earliest deadline.
 """
 
 from __future__ import annotations
