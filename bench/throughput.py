@@ -107,13 +107,13 @@ def highest_clean(steps: list[Step]) -> int:
 class Uas:
     """sipp's built-in UAS (``-sn uas``) on 127.0.0.1:port, for the relay measurement."""
 
-    def __init__(self, port: int, tmp: Path) -> None:
+    def __init__(self, port: int, tmp: Path, timeout: int = 900) -> None:
         assert SIPP
         self.port = port
         self.log = open(tmp / f"uas-{port}.log", "wb")  # closed in stop()
-        # bounded: sipp exits by itself after 15 minutes even if never stopped
+        # bounded: sipp exits by itself after `timeout` seconds even if never stopped
         args = [SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
-                "-buff_size", "4194304", "-timeout", "900s"]  # fmt: skip
+                "-buff_size", "4194304", "-timeout", f"{timeout}s"]  # fmt: skip
         self.proc = subprocess.Popen(
             args,
             stdout=self.log,

@@ -214,6 +214,7 @@ class Control:
         m["core.uptime"] = self._uptime
         m["core.ps"] = self._ps
         m["core.echo"] = lambda p: p
+        m.update(self.router.rpc_methods)  # modules' methods (tm.stats)
         m["system.listMethods"] = lambda p: sorted(self.methods)
         m[f"{prefix}.api_list"] = lambda p: self.router.registry.api_list()
         m[f"{prefix}.reload"] = self._reload

@@ -21,6 +21,7 @@ from .core.context import (
     SendFn,
 )
 from .core.log import L_DBG, L_ERR, L_WARN, LOG, log
+from .core.stats import Stats
 from .dispatch import DEFAULT_CAPACITY, Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
 from .sip.message import SipMessage, SipParseError, parse_message
@@ -100,6 +101,10 @@ class Router:
         # run before each message in a worker (script reload)
         self.before_message_hooks: list[Callable[[], None]] = []
         self.control_factory: Callable[[Any], Any] | None = None
+        # counters shared by main (row 0) and workers (rows 1..children); RPC methods of
+        # modules ("tm.stats"), served by the control socket of the main process
+        self.stats = Stats(max(1, cfg.get_int("children", 8)) + 1)
+        self.rpc_methods: dict[str, Callable[[list[Any]], Any]] = {}
         self.engine = self._make_engine()
         self._ids = itertools.count(1)
         for hook in list(ROUTER_INIT_HOOKS):

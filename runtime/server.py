@@ -528,6 +528,7 @@ class Server:
 
     def _child_init(self, rank: int) -> None:
         LOG.rank = rank
+        self.router.stats.attach(rank)
         rc = self.router.engine.child_init(rank)
         if rc < 0:
             log(L_ERR, f"child_init({rank}) failed with {rc}")

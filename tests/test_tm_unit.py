@@ -215,6 +215,41 @@ def test_tm_timers_order_cancel_and_single_host_entry() -> None:
     assert fired == ["a", "b"] and t.pending() == 0
 
 
+def test_tm_timers_heap_follows_live_timers() -> None:
+    """Cancelled fr timers (120 s) must not pile up: the heap is compacted, order kept."""
+    t = TmTimers(host=Timers())
+    clock = [0.0]
+    t.now = lambda: clock[0]
+    fired: list[int] = []
+    live = []
+    for i in range(20000):
+        timer = t.call_later(120.0 + i * 1e-3, lambda i=i: fired.append(i))
+        if i % 10:
+            timer.cancel()
+            timer.cancel()  # twice: counted once
+        else:
+            live.append(i)
+    assert t.pending() == len(live) == 2000
+    assert len(t._heap) < 2 * 2000 + 1100  # not 20000
+    assert t.cancelled_entries == sum(1 for _, _, x in t._heap if x.cancelled)
+
+    # a firing timer that arms and cancels more timers compacts the heap under run_due
+    def rearm() -> None:
+        for _ in range(3000):
+            t.call_later(1.0, lambda: None).cancel()
+        t.call_later(0.5, lambda: fired.append(-1))
+
+    t.call_later(100.0, rearm)
+    clock[0] = 100.0
+    t.run_due()
+    clock[0] = 100.6
+    t.run_due()
+    assert fired == [-1]
+    clock[0] = 200.0
+    t.run_due()
+    assert fired == [-1, *live] and t.pending() == 0 and t.cancelled_entries == 0
+
+
 def test_pick_best_reply() -> None:
     from pykemi.runtime.tm.transaction import Transaction
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .core import EXTRA_BRANCH, EXTRA_REPLY, EXTRA_T, TM
+from .stats import rpc_stats
 from .transaction import Branch, Transaction
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def init_router(router: Router) -> None:
     tm = TM(router)
     router.proc.extra[PROC_KEY] = tm
     router.reply_hooks.append(tm.on_reply)
+    stats = router.stats
+    router.rpc_methods["tm.stats"] = lambda params: rpc_stats(stats)
 
 
 _INSTALLED = False

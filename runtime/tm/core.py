@@ -41,6 +41,7 @@ from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply, reply_address
 from pykemi.runtime.sip.uri import parse_uri
 
+from .stats import TmStats
 from .table import Tombstone, TransactionTable
 from .timers import TmTimer, TmTimers
 from .transaction import MAGIC, Branch, Transaction, invite_key, server_key
@@ -115,6 +116,7 @@ class TM:
         self.onsend = "" if onsend == "none" else onsend
         self.table = TransactionTable()
         self.timers = TmTimers()
+        self.stats = TmStats(router.stats)
         self._pid = 0
         self._sweep: TmTimer | None = None
         self._dns: dict[str, str | None] = {}
@@ -282,6 +284,7 @@ class TM:
         self._apply_pending(ctx, txn)
         self.attach(ctx, txn)
         self.table.add(txn)
+        self.stats.add(self.stats.created)
         self._ensure_sweep()
         if method == "INVITE" and auto100 and txn.auto_100:
             self.reply(ctx, txn, 100, self.reason_100)
@@ -346,14 +349,17 @@ class TM:
             return -1
         if code >= 200:
             self.cancel_branches(txn)  # a local final reply ends the open branches
+        self.stats.add(self.stats.rpl_generated)
         ok = self.send_upstream(txn, data, code, reason)
         ctx.replied = code
         return 1 if ok else -1
 
     def send_upstream(self, txn: Transaction, data: bytes, code: int, reason: str = "") -> bool:
+        st = self.stats
         try:
             txn.send(data, txn.reply_addr)
             ok = True
+            st.add(st.rpl_sent)
         except (OSError, ValueError) as exc:
             log(L_ERR, f"sending reply {code} failed: {exc}", ORIGIN)
             ok = False
@@ -362,6 +368,7 @@ class TM:
         txn.status_reason = reason
         if code >= 200 and not txn.final_sent:
             txn.final_sent = True
+            st.final(code)
             if txn.is_invite and code >= 300:
                 self._await_ack(txn)
             else:
@@ -416,6 +423,7 @@ class TM:
             txn.wait = self.timers.call_later(
                 self.wt if delay is None else delay, lambda: self.remove(txn)
             )
+            self.stats.add(self.stats.waiting)
 
     def remove(self, txn: Transaction) -> None:
         for b in txn.branches:
@@ -425,7 +433,11 @@ class TM:
         for t in (txn.reply_timer, txn.wait):
             if t is not None:
                 t.cancel()
-        self.table.remove(txn)
+        if self.table.remove(txn):
+            st = self.stats
+            st.add(st.freed)
+            if txn.wait is not None:
+                st.add(st.waiting, -1)
         if txn.key and txn.final_sent and not txn.replicate:
             # timer J / L (64*T1) for late retransmissions, minus the wait already spent
             left = 64 * txn.t1 - self.wt
@@ -869,6 +881,7 @@ class TM:
             return False
         txn, idx = found
         b = txn.branches[idx]
+        self.stats.add(self.stats.rpl_received)
         method = cseq[1].upper()
         if method == "CANCEL":
             b.cancel_data = b""  # our CANCEL was answered: stop retransmitting it
@@ -1113,6 +1126,9 @@ class TM:
             replicate=True,
         )
         self.table.add(txn)
+        st = self.stats
+        st.add(st.created)
+        st.add(st.total_local)
         self._ensure_sweep()
         lctx = _clone(ctx, msg, ctx.route_type, {})
         lctx.extra[EXTRA_T] = txn

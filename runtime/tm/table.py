@@ -52,11 +52,12 @@ class TransactionTable:
         self.by_tid[txn.tid] = txn
         self.by_callid.setdefault((txn.call_id, txn.cseq_num), []).append(txn)
 
-    def remove(self, txn: Transaction) -> None:
+    def remove(self, txn: Transaction) -> bool:
+        """Take ``txn`` out of the table; False when it was not in it (removed before)."""
         txn.done = True
         if txn.key and self.by_key.get(txn.key) is txn:
             del self.by_key[txn.key]
-        self.by_tid.pop(txn.tid, None)
+        present = self.by_tid.pop(txn.tid, None) is not None
         k = (txn.call_id, txn.cseq_num)
         lst = self.by_callid.get(k)
         if lst is not None:
@@ -64,6 +65,7 @@ class TransactionTable:
                 lst.remove(txn)
             if not lst:
                 del self.by_callid[k]
+        return present
 
     def bury(self, key: tuple[Any, ...], stone: Tombstone) -> None:
         self.tombstones.pop(key, None)
