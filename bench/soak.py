@@ -30,7 +30,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pykemi.runtime.control import call, default_socket_path
+from pykemi.runtime.launch import RouterStartError, kemi_run_args, stop, wait_ready
 
 from .throughput import SIPP, SIPP_DIR, Uas, highest_clean, sipp_step
 
@@ -167,28 +167,18 @@ def slope_per_min(xs: list[float], ys: list[float]) -> float:
 def start_router(
     cfg: Path, port: int, workdir: Path, children_n: int, defines: dict[str, str]
 ) -> subprocess.Popen[bytes]:
-    log = open(workdir / "router.log", "wb")
-    args = [sys.executable, "-m", "pykemi.runtime.cli", "run", str(cfg),
-            "-D", f"LISTEN=udp:127.0.0.1:{port}", "-D", f"CHILDREN={children_n}"]  # fmt: skip
-    for name, value in defines.items():
-        args += ["-D", f"{name}={value}"]
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=cfg.parent)
-    deadline = time.time() + 30
-    while "pykemi: ready" not in (workdir / "router.log").read_text(errors="replace"):
-        if proc.poll() is not None or time.time() > deadline:
-            raise SystemExit(f"router did not start:\n{(workdir / 'router.log').read_text()}")
-        time.sleep(0.1)
+    log = workdir / "router.log"
+    all_defines = {"LISTEN": f"udp:127.0.0.1:{port}", "CHILDREN": str(children_n), **defines}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            kemi_run_args(cfg, all_defines), stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent
+        )
+    try:
+        wait_ready(proc, log, 30)
+    except RouterStartError as exc:
+        stop(proc)
+        raise SystemExit(str(exc)) from None
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def quiet_copy(cfg: Path, work: Path) -> Path:

@@ -30,6 +30,8 @@ from typing import Any
 from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, log
 from .core.timer import TIMERS
 from .dispatch import StartupError
+from .engines.base import DEFAULT_TIME_LIMIT_MS
+from .launch import READY
 from .router import Router
 from .sip.message import SipParseError, frame_length
 from .transport import (
@@ -49,7 +51,9 @@ TCP_MAX_BUFFER = 256 * 1024
 # Kamailio's defaults for the TCP limits read from the config in Server.run (docs/reliability.md):
 TCP_MAX_CONNECTIONS = 2048  # global tcp_max_connections: accepted + outgoing connections
 TCP_IDLE = 120.0  # global tcp_connection_lifetime (s): a connection idle this long is closed
-ROUTE_TIME_LIMIT = 2000  # global kemi.route_time_limit (ms): a route callback running longer aborts
+# global kemi.worker_watchdog (ms, 0 = off): a worker busy this long with one batch of
+# messages is killed and restarted (engines that cannot abort a running script; long C calls)
+WORKER_WATCHDOG_MS = 10000
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -122,6 +126,10 @@ class Server:
         self._idle_check = 0.0  # next time _tcp_idle scans the connections
         self._refused_log = 0.0  # rate limit of the "too many connections" warning
         self._refused = 0
+        # each worker's "busy since" (monotonic ns, 0 = idle) in shared memory
+        self._busy = router.stats.register("core:busy_since")
+        self.watchdog_ns = WORKER_WATCHDOG_MS * 1_000_000
+        self._watchdog_check = 0  # monotonic ns of the next scan
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -197,12 +205,14 @@ class Server:
                 if lst.proto == "udp":
                     sel.register(lst.sock, selectors.EVENT_READ, (i, lst))
         senders = {i: self._sender("udp", -1) for i in range(len(self.listens))}
+        stats, busy, clock = router.stats, self._busy, time.monotonic_ns
         while not self._stop and (until is None or not until()):
             router.before_message()
             try:
                 events = sel.select(timeout=TIMERS.next_delay(0.5))
             except InterruptedError:
                 continue
+            stats.set(busy, clock())  # read by the main process's watchdog
             for key, _ in events:
                 if key.data is None:
                     self._drain_channel(key.fileobj, handle)  # type: ignore[arg-type]
@@ -219,6 +229,7 @@ class Server:
                         break
                     handle(data, src[:2], lst.addr, "udp", senders[i])
             TIMERS.run_due()  # O(1) when nothing is due: it only looks at the heap's head
+            stats.set(busy, 0)
 
     def _drain_channel(self, chan: socket.socket, handle: Callable[..., None]) -> None:
         for _ in range(64):
@@ -267,6 +278,7 @@ class Server:
                 except Exception as exc:  # noqa: BLE001 - the main loop must survive
                     log(L_ERR, f"main loop: {exc!r}")
             self._reap()
+            self._watchdog()
             self._tcp_idle()
 
     def _to_worker(
@@ -465,13 +477,14 @@ class Server:
         for rank in range(1, children + 1):
             self._spawn(rank)
         self._install_signals()
-        print(f"pykemi: ready ({children} workers on {addrs}, {mode})", file=sys.stderr, flush=True)
+        print(f"{READY} ({children} workers on {addrs}, {mode})", file=sys.stderr, flush=True)
         if self.dispatch or self.control is not None:
             self._main_loop()
         else:
             while not self._stop:
                 time.sleep(0.5)
                 self._reap()
+                self._watchdog()
         self._terminate()
         return 0
 
@@ -481,10 +494,12 @@ class Server:
         self.tcp_max_connections = max(1, cfg.get_int("tcp_max_connections", TCP_MAX_CONNECTIONS))
         self.tcp_idle = float(max(1, cfg.get_int("tcp_connection_lifetime", int(TCP_IDLE))))
         # per-callback time budget of the script (ms, 0 = none); engines without it ignore it
-        limit = cfg.get_int("kemi.route_time_limit", ROUTE_TIME_LIMIT)
+        limit = cfg.get_int("kemi.route_time_limit", DEFAULT_TIME_LIMIT_MS)
         setter = getattr(self.router.engine, "set_time_limit", None)
         if callable(setter):
             setter(max(0, limit))
+        watchdog = max(0, cfg.get_int("kemi.worker_watchdog", WORKER_WATCHDOG_MS))
+        self.watchdog_ns = watchdog * 1_000_000
         # address-space limit of each worker (MB, 0 = none), applied after fork
         self.worker_memory_limit = max(0, cfg.get_int("kemi.worker_memory_limit", 0))
 
@@ -525,6 +540,30 @@ class Server:
             if rank is not None and not self._stop:
                 log(L_ERR, f"worker {rank} (pid {pid}) exited with status {status}; restarting")
                 self._spawn(rank)
+
+    def _watchdog(self) -> None:
+        """Kill a worker stuck in one batch of messages; _reap restarts it."""
+        limit = self.watchdog_ns
+        now = time.monotonic_ns()
+        if not limit or now < self._watchdog_check:
+            return
+        self._watchdog_check = now + 200_000_000  # at most 5 scans a second
+        stats, col = self.router.stats, self._busy
+        for pid, rank in list(self.children.items()):
+            since = stats.cell(rank, col)
+            if not since or now - since <= limit:
+                continue
+            log(
+                L_ERR,
+                f"worker {rank} (pid {pid}) stuck: one batch of messages has been running for "
+                f"{(now - since) / 1e9:.1f} s (kemi.worker_watchdog={limit // 1_000_000} ms); "
+                "killing it, it will be restarted",
+            )
+            stats.reset_cell(rank, col)  # the restarted worker must not look stuck
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _child_init(self, rank: int) -> None:
         LOG.rank = rank

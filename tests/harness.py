@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from pykemi.runtime import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
@@ -50,30 +51,10 @@ def router(
 ) -> Iterator[RunningRouter]:
     """Run ``kemi run CFG`` with LISTEN on a free port until the block ends."""
     port = port or free_udp_port()
-    args = [sys.executable, "-m", "pykemi.runtime.cli", "run", str(cfg)]
     all_defines = {"LISTEN": f"udp:127.0.0.1:{port}", **(defines or {})}
-    for k, v in all_defines.items():
-        args += ["-D", f"{k}={v}"]
     log_path = tmp / f"router-{port}.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent)
-    try:
-        deadline = time.time() + timeout
-        while "pykemi: ready" not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise RuntimeError(f"router exited with {proc.returncode}:\n{log_path.read_text()}")
-            if time.time() > deadline:
-                raise RuntimeError(f"router not ready after {timeout}s:\n{log_path.read_text()}")
-            time.sleep(0.05)
+    with launch.running(cfg, log_path, all_defines, timeout) as proc:
         yield RunningRouter(proc, port, log_path)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @dataclass

@@ -11,13 +11,11 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import site
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pykemi.runtime import extensions
+from pykemi.runtime import extensions, launch
 from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.dispatch import GENERATED, StartupError
 from pykemi.runtime.router import Router
@@ -262,29 +260,9 @@ def _engine_skip_reason(engine: str) -> str | None:
 @contextmanager
 def kemi_run(venv: Venv, cfg: Path, port: int) -> Iterator[Path]:
     log = cfg.parent / "router.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(venv.python), "-m", "pykemi.runtime.cli", "run", str(cfg),
-             "-D", f"LISTEN=udp:127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=cfg.parent, env=venv.env,
-        )  # fmt: skip
-    try:
-        deadline = time.time() + 120
-        while "pykemi: ready" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise AssertionError(f"router exited with {proc.returncode}:\n{log.read_text()}")
-            if time.time() > deadline:
-                raise AssertionError(f"router not ready:\n{log.read_text()}")
-            time.sleep(0.05)
+    defines = {"LISTEN": f"udp:127.0.0.1:{port}"}
+    with launch.running(cfg, log, defines, 120, python=venv.python, env=venv.env):
         yield log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def send_options(port: int) -> str:

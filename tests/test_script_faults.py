@@ -410,6 +410,71 @@ def test_kemi_run_worker_memory_limit(tmp_path: Path, engine: str) -> None:
         assert "exited with status" not in rr.log
 
 
+STUCK = {
+    # engines without an in-VM budget; the watchdog is their bound
+    "jsdt": (
+        "kamailio.js",
+        "function ksr_request_route() {\n"
+        "  if (KSR.hdr.is_present('X-Fault') > 0) { while (true) {} }\n"
+        "  KSR.sl.send_reply(200, 'OK');\n"
+        "}\n",
+    ),
+    "ruby": (
+        "kamailio.rb",
+        "def ksr_request_route\n"
+        "  if KSR::HDR.is_present('X-Fault') > 0\n"
+        "    loop do\n"
+        "      begin\n"
+        "        loop {}\n"
+        "      rescue Exception\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "  KSR::SL.send_reply(200, 'OK')\n"
+        "end\n",
+    ),
+    "sqlang": (
+        "kamailio.nut",
+        "function ksr_request_route() {\n"
+        '  if (KSR.hdr.is_present("X-Fault") > 0) { while (true) {} }\n'
+        '  KSR.sl.send_reply(200, "OK");\n'
+        "}\n",
+    ),
+    # a budget exists but is switched off: the watchdog is the backstop
+    "lua": ("kamailio.lua", _lua_script(LUA_LOOPS["plain"])),
+}
+
+
+@pytest.mark.parametrize("engine", sorted(STUCK))
+def test_kemi_run_watchdog_restarts_a_stuck_worker(tmp_path: Path, engine: str) -> None:
+    name, script = STUCK[engine]
+    (tmp_path / name).write_text(script)
+    module = "app_" + engine
+    cfg = tmp_path / "k.cfg"
+    cfg.write_text(
+        CFG.format(limit=0, mem=0, module=module, script=name, engine=engine)
+        + "kemi.worker_watchdog=1000\n"
+    )
+    with router(cfg, tmp_path) as rr:
+        start = time.monotonic()
+        assert _ask(rr.port, _options(1, b"loop"), timeout=0.5) is None
+        deadline = time.monotonic() + 15
+        while "restarting" not in rr.log and time.monotonic() < deadline:
+            time.sleep(0.1)
+        took = time.monotonic() - start
+        log = rr.log
+        assert "stuck: one batch of messages has been running for" in log, log
+        assert "kemi.worker_watchdog=1000 ms" in log and "restarting" in log, log
+        assert 1.0 <= took < 6.0, took
+        status = None
+        for n in range(2, 40):  # the restarted worker answers (after its child_init)
+            status = _ask(rr.port, _options(n), timeout=0.5)
+            if status is not None:
+                break
+        assert status == 200
+        assert log.count("stuck:") == 1  # the restarted worker is not taken for stuck
+
+
 def test_kemi_run_memory_limit_below_worker_size_is_refused(tmp_path: Path) -> None:
     cfg = _write(tmp_path, "lua", "", 2000, 4)
     with router(cfg, tmp_path) as rr:

@@ -240,6 +240,7 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("kemi.dispatch", _B, False),
     GlobalSpec("kemi.route_time_limit", _I, 2000),
     GlobalSpec("kemi.worker_memory_limit", _I, 0),
+    GlobalSpec("kemi.worker_watchdog", _I, 10000),
     GlobalSpec("kemi.onsend_route_callback", _S, "ksr_onsend_route"),
     GlobalSpec("kemi.reply_route_callback", _S, "ksr_reply_route"),
     GlobalSpec("kemi.event_route_callback", _S, ""),

@@ -62,6 +62,17 @@ class Stats:
     def add(self, col: int, n: int = 1) -> None:
         self._cells[self._base + col] += n
 
+    def set(self, col: int, value: int) -> None:
+        self._cells[self._base + col] = value
+
+    def cell(self, rank: int, col: int) -> int:
+        """Process ``rank``'s value of a counter (the main process watching a worker)."""
+        return int(self._cells[rank * self.columns + col])
+
+    def reset_cell(self, rank: int, col: int) -> None:
+        """Clear a dead process's value (only for a process that can no longer write it)."""
+        self._cells[rank * self.columns + col] = 0
+
     def total(self, name: str) -> int:
         """Sum of counter ``name`` over all processes (0 for an unknown name)."""
         col = self.names.get(name)

@@ -11,6 +11,8 @@ from ..core.context import CURRENT, MsgContext, ProcessState
 from ..core.log import L_DBG, L_ERR, log
 from ..dispatch import Invoker, Registry
 
+# global kemi.route_time_limit (ms): the budget of one route callback; the server sets it
+DEFAULT_TIME_LIMIT_MS = 2000
 EXIT_MARKER = "~~ksr~exit~~"
 
 
@@ -116,6 +118,16 @@ def modf(registry: Registry, view: list[Invoker], fname: str, params: Sequence[A
 
 def log_script_error(engine: str, text: str) -> None:
     log(L_ERR, f"{engine}: {text}", "kemi")
+
+
+def log_timeout(engine: str, name: str, limit_s: float) -> int:
+    """The route-time-budget abort line (docs/reliability.md); the callback's result, -1."""
+    log_script_error(
+        engine,
+        f"{name} aborted: route time limit of {limit_s * 1000:g} ms exceeded "
+        "(kemi.route_time_limit)",
+    )
+    return -1
 
 
 def log_exit(engine: str) -> None:

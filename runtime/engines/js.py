@@ -26,6 +26,9 @@ from .base import EXIT_MARKER, Engine, ScriptError, log_exit, log_script_error, 
 
 # Host functions are handed over as globals (the only way the quickjs package
 # exposes Python callables), captured by the prelude and deleted again.
+# No route time budget: the quickjs binding's only interrupt (Context.set_time_limit)
+# refuses every call into Python while it is set, i.e. every KSR function. A runaway
+# script is ended by the server's worker watchdog (kemi.worker_watchdog).
 _PRELUDE = r"""
 var KSR = {};
 (function (g) {

@@ -16,7 +16,16 @@ from typing import Any
 from ..core.context import CURRENT, MsgContext
 from ..dispatch import GENERATED, Invoker
 from ..extensions import shim_path
-from .base import EXIT_MARKER, Engine, ScriptError, log_exit, log_script_error, modf
+from .base import (
+    DEFAULT_TIME_LIMIT_MS,
+    EXIT_MARKER,
+    Engine,
+    ScriptError,
+    log_exit,
+    log_script_error,
+    log_timeout,
+    modf,
+)
 
 VERSIONS = {
     "5.1": "lua51",
@@ -31,7 +40,6 @@ VERSIONS = {
 }
 
 TIMEOUT_MARKER = "~~ksr~route~time~limit~~"
-DEFAULT_TIME_LIMIT_MS = 2000  # global kemi.route_time_limit (set by the server)
 HOOK_COUNT = 10000  # VM instructions between two deadline checks (~0.1 ms of Lua)
 
 # Runs a callback protected: the error handler keeps the exit marker as is and
@@ -220,12 +228,7 @@ class LuaEngine(Engine):
         return -1
 
     def _timed_out(self, name: str) -> int:
-        log_script_error(
-            "app_lua",
-            f"{name} aborted: route time limit of {self._limit * 1000:g} ms exceeded "
-            "(kemi.route_time_limit)",
-        )
-        return -1
+        return log_timeout("app_lua", name, self._limit)
 
     def reload(self) -> None:
         # as Kamailio: re-run the script in the existing state (globals persist)

@@ -26,11 +26,18 @@ from ..core.log import L_DBG, log
 from ..dispatch import GENERATED
 from ..extensions import shim_path
 from . import pyhost
-from .base import Engine, KemiExit, ScriptError, log_exit, log_script_error
+from .base import (
+    DEFAULT_TIME_LIMIT_MS,
+    Engine,
+    KemiExit,
+    ScriptError,
+    log_exit,
+    log_script_error,
+    log_timeout,
+)
 from .pymsg import PyMsg, install_router_modules
 
 SCRIPT_MODULE = "_kemi_script"
-DEFAULT_TIME_LIMIT_MS = 2000  # global kemi.route_time_limit (set by the server)
 REARM = 0.05  # s: the timeout is raised again this often until the callback has returned
 
 
@@ -188,12 +195,7 @@ class PythonEngine(Engine):
                     self._armed = False
                     self._disarm()
         except RouteTimeout:
-            log_script_error(
-                "app_python3",
-                f"{name} aborted: route time limit of {self._limit * 1000:g} ms exceeded "
-                "(kemi.route_time_limit)",
-            )
-            return -1
+            return log_timeout("app_python3", name, self._limit)
         except KemiExit:
             log_exit("app_python3")
             return 1
