@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
             "-p", "0", "-m", str(rate * seconds), "-r", str(rate), "-l", str(max(100, rate * 40)),
             "-nostdin", "-buff_size", "4194304", "-timeout", f"{seconds + 120}s",
             "-trace_stat", "-stf", str(stat), "-fd", str(max(1, args.interval // 2)),
+            "-trace_err", "-error_file", str(work / "sipp-errors.log"),
         ]  # fmt: skip
         start_stats = tm_stats(rpc)
         sipp_log = open(work / "sipp.log", "wb")
@@ -288,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary))
     shutil.copy(work / "router.log", out / "router.log")
+    if (work / "sipp-errors.log").exists():  # why sipp failed a call, if it did
+        shutil.copy(work / "sipp-errors.log", out / "sipp-errors.log")
     print(markdown(summary))
     return 0 if summary["pass"] else 1
 
