@@ -105,15 +105,25 @@ def highest_clean(steps: list[Step]) -> int:
 
 
 class Uas:
-    """sipp's built-in UAS (``-sn uas``) on 127.0.0.1:port, for the relay measurement."""
+    """A sipp UAS on 127.0.0.1:port: the built-in one (``-sn uas``) or a scenario file,
+    with its unexpected messages in ``errors`` when given."""
 
-    def __init__(self, port: int, tmp: Path, timeout: int = 900) -> None:
+    def __init__(
+        self,
+        port: int,
+        tmp: Path,
+        timeout: int = 900,
+        scenario: Path | None = None,
+        errors: Path | None = None,
+    ) -> None:
         assert SIPP
         self.port = port
         self.log = open(tmp / f"uas-{port}.log", "wb")  # closed in stop()
+        scen = ["-sf", str(scenario)] if scenario else ["-sn", "uas"]
+        trace = ["-trace_err", "-error_file", str(errors)] if errors else []
         # bounded: sipp exits by itself after `timeout` seconds even if never stopped
-        args = [SIPP, "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-nostdin",
-                "-buff_size", "4194304", "-timeout", f"{timeout}s"]  # fmt: skip
+        args = [SIPP, *scen, "-i", "127.0.0.1", "-p", str(port), "-nostdin",
+                "-buff_size", "4194304", "-timeout", f"{timeout}s", *trace]  # fmt: skip
         self.proc = subprocess.Popen(
             args,
             stdout=self.log,
