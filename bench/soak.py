@@ -30,7 +30,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 from pykemi.runtime.control import call, default_socket_path
 from pykemi.runtime.launch import RouterStartError, kemi_run_args, stop, wait_ready
 
+from .systems import free_udp_port
 from .throughput import SIPP, SIPP_DIR, Uas, highest_clean, sipp_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +77,6 @@ class Sample:
     @property
     def rss_total_kb(self) -> int:
         return self.rss_main_kb + self.rss_workers_kb
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -214,12 +208,12 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="pykemi-soak-"))
     scenario = args.scenario
     cfg = quiet_copy(Path(args.config or CONFIGS[scenario]).resolve(), work)
-    port = free_port()
+    port = free_udp_port()
     seconds = int(args.minutes * 60)
     uas: Uas | None = None
     defines: dict[str, str] = {}
     if scenario == "relay":
-        uas_port = free_port()
+        uas_port = free_udp_port()
         uas = Uas(uas_port, work, seconds + 1200, UAS_SCENARIO, work / "uas-errors.log")
         defines["UAS_URI"] = f"sip:127.0.0.1:{uas_port}"
     rpc = default_socket_path(port) if scenario == "relay" else None
