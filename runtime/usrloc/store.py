@@ -1,8 +1,9 @@
 """Where location records live: one interface, three backends.
 
 * ``SqliteStore`` -- the default. pykemi forks its workers, so "in memory"
-  must be visible to every worker: the store is a SQLite file in /dev/shm
-  (tmpfs, i.e. RAM) created per router instance before the fork, in WAL mode
+  must be visible to every worker: the store is a SQLite file in a private
+  (0700) directory under /dev/shm (tmpfs, i.e. RAM) created per router
+  instance before the fork, in WAL mode
   with ``synchronous=OFF``; every process opens its own connection lazily
   (after the fork). A read-modify-write of one AOR runs in ``BEGIN IMMEDIATE``
   so two workers saving the same AOR serialise. Given a ``sqlite:///path`` URL
@@ -23,6 +24,7 @@ import atexit
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core.fsperm import private_dir
 from .contact import Contact, sort_contacts
 
 R = TypeVar("R")
@@ -377,28 +380,36 @@ def shm_dir() -> str:
     return tempfile.gettempdir()
 
 
+_private: list[tuple[int, Path]] = []  # (creating pid, its 0700 directory of shared files)
+_created: set[str] = set()
+
+
+def _private_dir() -> Path:
+    """This router instance's 0700 directory of shared files, made on first use by the main
+    process (before the fork; workers inherit it). Another local user can neither list the
+    files in it nor plant their SQLite ``-wal``/``-shm`` side files."""
+    if not _private:
+        made = tempfile.mkdtemp(prefix=f"pykemi-{os.geteuid()}-{os.getpid()}-", dir=shm_dir())
+        _private.append((os.getpid(), private_dir(made)))  # mkdtemp made it 0700: verified
+    return _private[0][1]
+
+
 def _is_tmp(path: str) -> bool:
-    return os.path.basename(path).startswith("pykemi-shared-")
-
-
-_created: list[str] = []
+    return path in _created
 
 
 def new_shared_file(what: str) -> str:
-    """A fresh SQLite path for this router instance, removed when the creating process exits."""
-    prefix = f"pykemi-shared-{os.getpid()}-{what}-"
-    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".db", dir=shm_dir())
+    """A fresh SQLite path for this router instance, in its private directory (removed with
+    the directory when the creating process exits)."""
+    fd, path = tempfile.mkstemp(prefix=f"{what}-", suffix=".db", dir=_private_dir())
     os.close(fd)
-    _created.append(path)
+    _created.add(path)
     return path
 
 
 @atexit.register
 def _cleanup() -> None:
-    # forked workers leave with os._exit (no atexit): only the creator removes the files
-    for path in _created:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(path + suffix)
-            except OSError:
-                pass
+    # forked workers leave with os._exit (no atexit); only the creator removes the directory
+    for pid, made in _private:
+        if pid == os.getpid():
+            shutil.rmtree(made, ignore_errors=True)
