@@ -7,7 +7,11 @@ import inspect
 import io
 import json
 import re
+import secrets
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from pykemi.runtime.modules import auth, auth_db
 from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import SipMessage, parse_message
 
+from . import harness
 from .modhelpers import crlf, make_ctx
 
 REALM = "example.com"
@@ -152,11 +157,14 @@ def test_parse_digest() -> None:
 def test_nonce_valid_stale_forged() -> None:
     proc = ProcessState()
     proc.extra["modparams.auth"] = dict(auth.DEFAULTS, secret="k", nonce_expire=30)
+    auth.nonce_tables(proc).up_since = 0  # nonces made "before the start" are stale
     n = auth.new_nonce(proc, now=1000)
     assert len(n) == 32
     assert auth.check_nonce(proc, n, now=1010) == auth.NONCE_OK
     assert auth.check_nonce(proc, n, now=1031) == auth.NONCE_STALE
-    assert auth.check_nonce(proc, n, now=990) == auth.NONCE_INVALID  # from the future
+    assert auth.check_nonce(proc, n, now=990) == auth.NONCE_STALE  # from the future
+    auth.nonce_tables(proc).up_since = 1005
+    assert auth.check_nonce(proc, n, now=1010) == auth.NONCE_STALE  # made before a restart
     forged = n[:-4] + ("AAAA" if n[-4:] != "AAAA" else "BBBB")
     assert auth.check_nonce(proc, forged, now=1010) == auth.NONCE_INVALID
     assert auth.check_nonce(proc, "not base64!", now=1010) == auth.NONCE_INVALID
@@ -424,3 +432,137 @@ def test_spec_matches_api_list_and_impls(module: str) -> None:
         ref = json.loads(API_LIST.read_text())
         want = [(r["name"], r["ret"], r["params"]) for r in ref if r["module"] == module]
         assert got == want
+
+
+# ---- replay protection through a running router (real UDP, 2 workers sharing the state) --------
+
+REPLAY_LUA = """
+function ksr_request_route()
+    if KSR.is_ACK() then return end
+    local realm = "example.com"
+    local rc = KSR.auth_db.auth_check(realm, "subscriber", 1)
+    if rc < 0 then
+        local flags = 1
+        if rc == -4 or rc == -6 then flags = 17 end
+        KSR.hdr.append_to_reply("X-Auth-Rc: " .. rc .. "\\r\\n")
+        KSR.auth.auth_challenge(realm, flags)
+        return
+    end
+    KSR.sl.send_reply(200, "OK")
+end
+"""
+
+REPLAY_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+listen=LISTEN
+loadmodule "sl.so"
+loadmodule "kex.so"
+loadmodule "kemix.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+loadmodule "app_lua.so"
+modparam("auth_db", "db_url", "{db_url}")
+{modparams}
+modparam("app_lua", "load", "replay.lua")
+cfgengine "lua"
+"""
+
+
+@contextmanager
+def replay_router(tmp: Path, db_url: str, **auth_params: int) -> Iterator[UdpUa]:
+    """``kemi run`` (2 workers) authenticating with auth_db; a UA socket talking to it."""
+    (tmp / "replay.lua").write_text(REPLAY_LUA, encoding="utf-8")
+    mp = "\n".join(f'modparam("auth", "{k}", {v})' for k, v in auth_params.items())
+    cfg = tmp / "replay.cfg"
+    cfg.write_text(REPLAY_CFG.format(db_url=db_url, modparams=mp), encoding="utf-8")
+    with harness.router(cfg, tmp) as r, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        yield UdpUa(s, r.port)
+
+
+@dataclass
+class UdpUa:
+    sock: socket.socket
+    port: int
+
+    def send(
+        self, method: str, call_id: str, creds: bytes = b"", body: bytes = b"", tag: str = "f1"
+    ) -> SipMessage:
+        """One request (from alice), its reply."""
+        ruri = "sip:example.com" if method == "REGISTER" else "sip:bob@example.com"
+        to = "sip:alice@example.com" if method == "REGISTER" else "sip:bob@example.com"
+        local = self.sock.getsockname()[1]
+        head = crlf(f"""{method} {ruri} SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{secrets.token_hex(6)};rport
+From: <sip:alice@example.com>;tag={tag}
+To: <{to}>
+Call-ID: {call_id}
+CSeq: 1 {method}
+Contact: <sip:alice@127.0.0.1:{local}>
+Max-Forwards: 70
+Content-Length: {len(body)}
+
+""")
+        cut = head.index(b"Content-Length")
+        self.sock.sendto(head[:cut] + creds + head[cut:] + body, ("127.0.0.1", self.port))
+        return parse_message(self.sock.recvfrom(65535)[0])
+
+    def login(self, method: str, call_id: str, nc: str = "00000001") -> tuple[str, bytes]:
+        """Challenge, then credentials answering it: (challenge value, header line bytes)."""
+        chal = self.send(method, call_id)
+        assert chal.status in (401, 407), chal.first_line
+        value = chal.get("WWW-Authenticate") or chal.get("Proxy-Authenticate") or ""
+        return value, answer(value, method, nc)
+
+
+def answer(challenge: str, method: str, nc: str = "00000001") -> bytes:
+    hdr = "Authorization" if method == "REGISTER" else "Proxy-Authorization"
+    uri = "sip:example.com" if method == "REGISTER" else "sip:bob@example.com"
+    return crlf(client_credentials(challenge, "alice", "secret", method, uri, hdr, nc=nc))[:-2]
+
+
+def refused_stale(rpl: SipMessage, rc: str) -> bool:
+    chal = rpl.get("WWW-Authenticate") or rpl.get("Proxy-Authenticate") or ""
+    return rpl.status in (401, 407) and rpl.get("X-Auth-Rc") == rc and "stale=true" in chal
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "INVITE"])
+def test_router_captured_credentials_refused_on_other_calls(
+    tmp_path: Path, db_url: str, method: str
+) -> None:
+    """The review's replay: one captured header sent again with other Call-IDs and bodies."""
+    with replay_router(tmp_path, db_url, auth_checks_register=3, auth_checks_no_dlg=2) as ua:
+        _chal, creds = ua.login(method, "call-1")
+        assert ua.send(method, "call-1", creds).status == 200  # the genuine request
+        for i in range(2, 6):
+            body = f"v=0\r\ns=replay {i}\r\n".encode()
+            rpl = ua.send(method, f"call-{i}", creds, body)
+            assert refused_stale(rpl, "-4"), (i, rpl.first_line, rpl.get("X-Auth-Rc"))
+        # a fresh challenge on the new call works
+        _chal, creds = ua.login(method, "call-9")
+        assert ua.send(method, "call-9", creds).status == 200
+
+
+def test_router_nonce_count_refuses_repeated_nc(tmp_path: Path, db_url: str) -> None:
+    with replay_router(tmp_path, db_url, nonce_count=1) as ua:
+        chal, _ = ua.login("REGISTER", "nc-call")
+        for nc in (1, 2, 3, 7, 8):
+            creds = answer(chal, "REGISTER", f"{nc:08x}")
+            assert ua.send("REGISTER", "nc-call", creds).status == 200, nc
+            # the same nc again (either worker may get it): refused, stale=true
+            assert refused_stale(ua.send("REGISTER", "nc-call", creds), "-4"), nc
+        lower = answer(chal, "REGISTER", f"{5:08x}")
+        assert refused_stale(ua.send("REGISTER", "nc-call", lower), "-4")
+
+
+def test_router_one_time_nonce_accepted_once(tmp_path: Path, db_url: str) -> None:
+    with replay_router(tmp_path, db_url, one_time_nonce=1) as ua:
+        for call in ("otn-1", "otn-2", "otn-3"):
+            _chal, creds = ua.login("INVITE", call)
+            assert ua.send("INVITE", call, creds).status == 200
+            for _ in range(3):
+                assert refused_stale(ua.send("INVITE", call, creds), "-6")

@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: 11484bedb72afd99
+ * Spec hash: c1fdadd8c6f4372d
  */
 #include <stdlib.h>
 #include "kemi.h"

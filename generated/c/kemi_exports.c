@@ -4,12 +4,12 @@
 /*
  * sr_kemi_t export tables, one per module, sentinel-terminated as in the
  * seed. func is NULL where the export is implemented in Python.
- * Spec hash: 11484bedb72afd99
+ * Spec hash: c1fdadd8c6f4372d
  */
 #include "kemi.h"
 
 const ksr_host_api_t *ksr_host = NULL;
-const char kemi_spec_hash[] = "11484bedb72afd99";
+const char kemi_spec_hash[] = "c1fdadd8c6f4372d";
 
 void kemi_module_init(const ksr_host_api_t *host)
 {

@@ -11,7 +11,13 @@ Flow of a check (Kamailio's pre_auth / check_response / post_auth):
    the response is recomputed (RFC 2617 3.2.2.1, qop=auth or none).
 4. On success the header is remembered so ``consume_credentials`` removes it.
 
-Nonces are ``base64(since | expires | HMAC-MD5(secret, since | expires))``.
+Nonces are ``base64(since | expires [| nid | pool+flags] | MAC [| binding MAC])``
+(Kamailio's layout, keyed SHA-256 HMACs truncated to 16 bytes instead of MD5s): the
+MAC proves the nonce is ours and unchanged; ``nid`` indexes the shared nonce_count /
+one_time_nonce tables (``auth_nonce``); the binding MAC ties the nonce to the parts of
+the challenged request chosen by ``auth_checks_*`` (R-URI, Call-ID, From tag, source IP).
+Replay state is only consumed by a correct response (Kamailio's flag 32 behaviour), so
+a forged request cannot burn a client's nonce.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules.auth_nonce import (
+    FLAG_NC,
+    FLAG_OT,
+    POOL_MASK,
+    Check,
+    NonceTables,
+    table_size,
+)
 from pykemi.runtime.modules.corex import module_params, register_params
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri
@@ -62,6 +76,13 @@ PROXY = "Proxy-Authorization"  # credentials answering a 407
 
 EXTRA_AUTHORIZED = "auth_authorized"  # ctx.extra: the Header that authenticated the request
 SECRET_KEY = "auth.secret"  # proc.extra: nonce secret (bytes), made before workers fork
+TABLES_KEY = "auth.nonces"  # proc.extra: NonceTables, made before workers fork
+
+# auth_checks_* bits (Kamailio's nonce.h): what the nonce is bound to
+CHECK_FULL_URI = 1
+CHECK_CALLID = 2
+CHECK_FROMTAG = 4
+CHECK_SRC_IP = 8
 
 DEFAULTS: dict[str, Any] = {
     "secret": "",
@@ -77,10 +98,10 @@ DEFAULTS: dict[str, Any] = {
     "auth_checks_in_dlg": 0,
     "nonce_count": 0,
     "nc_array_size": 1048576,
-    "nc_array_order": 20,
+    "nc_array_order": 0,
     "one_time_nonce": 0,
     "otn_in_flight_no": 1048576,
-    "otn_in_flight_order": 20,
+    "otn_in_flight_order": 0,
     "nid_pool_no": 1,
     "force_stateless_reply": 0,
     "realm_prefix": "",
@@ -109,7 +130,13 @@ def _init_router(router: Any) -> None:
         from pykemi.runtime.dispatch import StartupError
 
         raise StartupError(f'auth: invalid algorithm "{alg}" (use "", "MD5" or "SHA-256")')
-    for name in ("nonce_count", "one_time_nonce", "protect_contacts", "add_authinfo_hdr"):
+    try:
+        router.proc.extra[TABLES_KEY] = _make_tables(p)
+    except (ValueError, TypeError, OSError) as exc:
+        from pykemi.runtime.dispatch import StartupError
+
+        raise StartupError(f"auth: cannot create the nonce tables: {exc}") from exc
+    for name in ("protect_contacts", "add_authinfo_hdr"):
         if p.get(name):
             klog.warn(f"auth: parameter {name} is accepted but has no effect in pykemi", ORIGIN)
 
@@ -131,6 +158,25 @@ def _secret(proc: ProcessState) -> bytes:
         value = configured.encode() if configured else secrets.token_bytes(32)
         proc.extra[SECRET_KEY] = value
     return value
+
+
+def _make_tables(p: dict[str, Any]) -> NonceTables:
+    """The shared nonce id / nc / one-time tables sized by the modparams (0 = feature off)."""
+    nc = int(p.get("nc_array_size") or 0), int(p.get("nc_array_order") or 0)
+    otn = int(p.get("otn_in_flight_no") or 0), int(p.get("otn_in_flight_order") or 0)
+    return NonceTables(
+        int(p.get("nid_pool_no") or 1),
+        table_size(*nc) if p.get("nonce_count") else 0,
+        table_size(*otn) if p.get("one_time_nonce") else 0,
+    )
+
+
+def nonce_tables(proc: ProcessState) -> NonceTables:
+    tables = proc.extra.get(TABLES_KEY)
+    if not isinstance(tables, NonceTables):  # no Router (unit use): made on first use
+        tables = _make_tables(params(proc))
+        proc.extra[TABLES_KEY] = tables
+    return tables
 
 
 # ---------------------------------------------------------------------------
@@ -171,38 +217,140 @@ def calc_response(alg: str, ha1: str, cred: Credentials, method: str, body: byte
 # ---------------------------------------------------------------------------
 # nonces
 
-_NONCE_BYTES = 24  # since(4) + expires(4) + HMAC-MD5(16)
+_MAC_BYTES = 16
+_HEAD = struct.Struct(">II")  # since, expires
+_NID = struct.Struct(">IB")  # nonce id, pool | flags
+# binary length -> has a nid; each may end with a binding MAC: four distinct lengths
+_LAYOUTS = {
+    _HEAD.size + _MAC_BYTES + bound * _MAC_BYTES + nid * _NID.size: bool(nid)
+    for nid in (0, 1)
+    for bound in (0, 1)
+}
+_NC_RE = re.compile(r"[0-9A-Fa-f]{8}")
+
+NONCE_OK, NONCE_INVALID, NONCE_STALE, NONCE_REUSED = 0, 1, 4, 6
 
 
-def new_nonce(proc: ProcessState, now: float | None = None) -> str:
+@dataclass(frozen=True)
+class Nonce:
+    """A decoded nonce; ``signed`` is what ``mac`` covers."""
+
+    since: int
+    expires: int
+    nid: int
+    flags: int
+    signed: bytes
+    mac: bytes
+    binding: bytes  # b"" when the nonce is not bound to its request
+
+
+def _mac(proc: ProcessState, label: bytes, data: bytes) -> bytes:
+    return hmac.new(_secret(proc), label + data, "sha256").digest()[:_MAC_BYTES]
+
+
+def auth_checks(ctx: MsgContext) -> int:
+    """Kamailio's get_auth_checks: the auth_checks_* value that applies to this request."""
+    p = params(ctx.proc)
+    if method_of(ctx) == "REGISTER":
+        return int(p.get("auth_checks_register") or 0)
+    try:
+        in_dialog = bool(ctx.msg.to_tag)
+    except SipParseError:
+        in_dialog = False
+    return int(p.get("auth_checks_in_dlg" if in_dialog else "auth_checks_no_dlg") or 0)
+
+
+def _binding(ctx: MsgContext, checks: int) -> bytes:
+    """The request parts selected by ``checks``, each length-prefixed (no ambiguity)."""
+    try:
+        from_tag = ctx.msg.from_tag or ""
+    except SipParseError:
+        from_tag = ""
+    parts = (
+        (CHECK_FULL_URI, ctx.ruri),
+        (CHECK_CALLID, ctx.msg.call_id or ""),
+        (CHECK_FROMTAG, from_tag),
+        (CHECK_SRC_IP, str(ctx.src[0])),
+    )
+    out = bytearray()
+    for bit, text in parts:
+        if checks & bit:
+            data = text.encode("utf-8", "surrogateescape")
+            out += struct.pack(">BI", bit, len(data)) + data
+    return bytes(out)
+
+
+def new_nonce(proc: ProcessState, now: float | None = None, ctx: MsgContext | None = None) -> str:
+    """A nonce valid nonce_expire seconds, tracked and bound to ``ctx`` as configured."""
     t = int(time.time() if now is None else now)
     expires = t + int(params(proc).get("nonce_expire") or 300)
-    head = struct.pack(">II", t & 0xFFFFFFFF, expires & 0xFFFFFFFF)
-    mac = hmac.new(_secret(proc), head, "md5").digest()
-    return base64.b64encode(head + mac).decode("ascii")
+    signed = _HEAD.pack(t & 0xFFFFFFFF, expires & 0xFFFFFFFF)
+    tables = nonce_tables(proc)
+    if tables.enabled:
+        signed += _NID.pack(*tables.issue(klog.LOG.rank))
+    mac = _mac(proc, b"nonce", signed)
+    checks = auth_checks(ctx) if ctx is not None else 0
+    binding = _mac(proc, b"bind", signed + mac + _binding(ctx, checks)) if ctx and checks else b""
+    return base64.b64encode(signed + mac + binding).decode("ascii")
 
 
-NONCE_OK, NONCE_INVALID, NONCE_STALE = 0, 1, 4
-
-
-def check_nonce(proc: ProcessState, nonce: str, now: float | None = None) -> int:
-    """NONCE_OK, NONCE_INVALID (not ours, malformed, from the future) or NONCE_STALE."""
+def decode_nonce(proc: ProcessState, nonce: str) -> Nonce | None:
+    """The nonce if it is one of ours (MAC checked), else None."""
     try:
         raw = base64.b64decode(nonce.encode("ascii"), validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+    has_nid = _LAYOUTS.get(len(raw))
+    if has_nid is None:
+        return None
+    cut = _HEAD.size + (_NID.size if has_nid else 0)
+    signed, mac, binding = raw[:cut], raw[cut : cut + _MAC_BYTES], raw[cut + _MAC_BYTES :]
+    if not hmac.compare_digest(mac, _mac(proc, b"nonce", signed)):
+        return None
+    since, expires = _HEAD.unpack_from(signed)
+    nid, flags = _NID.unpack_from(signed, _HEAD.size) if has_nid else (0, 0)
+    return Nonce(since, expires, nid, flags, signed, mac, binding)
+
+
+def check_nonce(
+    proc: ProcessState,
+    nonce: str,
+    now: float | None = None,
+    ctx: MsgContext | None = None,
+    cred: Credentials | None = None,
+    update: bool = False,
+) -> int:
+    """NONCE_OK, NONCE_INVALID (not ours, bad nc), NONCE_STALE or NONCE_REUSED (Kamailio's
+    check_nonce). With ``update`` the nc / one-time state is consumed (atomically)."""
+    n = decode_nonce(proc, nonce)
+    if n is None:
         return NONCE_INVALID
-    if len(raw) != _NONCE_BYTES:
-        return NONCE_INVALID
-    head, mac = raw[:8], raw[8:]
-    if not hmac.compare_digest(mac, hmac.new(_secret(proc), head, "md5").digest()):
-        return NONCE_INVALID
-    since, expires = struct.unpack(">II", head)
     t = int(time.time() if now is None else now)
-    if since > t + int(params(proc).get("nonce_auth_max_drift") or 0):
-        return NONCE_INVALID
-    if expires < t:
-        return NONCE_STALE
-    return NONCE_OK
+    tables = nonce_tables(proc)
+    if n.since < tables.up_since and n.since < t:
+        return NONCE_STALE  # made before this start: its nc / one-time state is lost
+    if n.since > t + int(params(proc).get("nonce_auth_max_drift") or 0):
+        return NONCE_STALE  # from the future (clock change): re-challenge, as Kamailio
+    if (tables.nc_size and not n.flags & FLAG_NC) or (tables.otn_size and not n.flags & FLAG_OT):
+        return NONCE_STALE  # made before nonce_count / one_time_nonce were enabled
+    pool = n.flags & POOL_MASK
+    if tables.nc_size and cred is not None and cred.qop and cred.nc:
+        # nc is in the response hash only with qop: then nc alone stops replays and the
+        # other checks are skipped (Kamailio's documented nonce_count behaviour)
+        if not _NC_RE.fullmatch(cred.nc):
+            klog.err(f"bad nc value {cred.nc!r}", ORIGIN)
+            return NONCE_INVALID
+        if tables.check_nc(n.nid, pool, int(cred.nc, 16), update) != Check.OK:
+            return NONCE_STALE
+        return NONCE_STALE if n.expires < t else NONCE_OK
+    checks = auth_checks(ctx) if ctx is not None else 0
+    if checks and ctx is not None:
+        want = _mac(proc, b"bind", n.signed + n.mac + _binding(ctx, checks))
+        if not hmac.compare_digest(n.binding, want):
+            return NONCE_STALE  # another request's nonce (or made before auth_checks_*)
+    if tables.otn_size and tables.check_otn(n.nid, pool, update) != Check.OK:
+        return NONCE_REUSED
+    return NONCE_STALE if n.expires < t else NONCE_OK
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +372,7 @@ class Credentials:
     opaque: str = ""
     qop: str = ""
     nc: str = ""
+    stale: bool = False  # the nonce was ours but stale (expired, replayed nc, other request)
 
     @property
     def user(self) -> str:
@@ -322,26 +471,48 @@ def pre_auth(ctx: MsgContext, realm: str, hdr_name: str) -> tuple[int | None, Cr
     if not _cred_ok(ctx.proc, cred):
         klog.err("credentials are not filled properly", ORIGIN)
         return AUTH_ERROR, cred
-    state = check_nonce(ctx.proc, cred.nonce)
+    rc = _nonce_result(ctx, cred, update=False)
+    return (None if rc == AUTH_OK else rc), cred
+
+
+def _nonce_result(ctx: MsgContext, cred: Credentials, update: bool) -> int:
+    """check_nonce as an auth code (AUTH_OK, -1, -4 stale, -6 reused); marks stale creds."""
+    state = check_nonce(ctx.proc, cred.nonce, ctx=ctx, cred=cred, update=update)
+    if state == NONCE_OK:
+        return AUTH_OK
     if state == NONCE_STALE:
-        return AUTH_STALE_NONCE, cred
-    if state != NONCE_OK:
-        klog.dbg(f"invalid nonce value received [{cred.nonce}]", ORIGIN)
-        return AUTH_ERROR, cred
-    return None, cred
+        cred.stale = True  # the challenge built for this failure says stale=true
+        return AUTH_STALE_NONCE
+    if state == NONCE_REUSED:
+        klog.dbg("one-time nonce reused", ORIGIN)
+        return AUTH_NONCE_REUSED
+    klog.dbg(f"invalid nonce value received [{cred.nonce}]", ORIGIN)
+    return AUTH_ERROR
 
 
 def check_response(ctx: MsgContext, cred: Credentials, ha1: str, method: str) -> int:
     """AUTH_OK, AUTH_INVALID_PASSWORD, or AUTH_ERROR for a response of the wrong length."""
     alg = algorithm(ctx.proc)
     expected = calc_response(alg, ha1.lower(), cred, method, ctx.msg.body)
-    if len(cred.response) != len(expected):
-        klog.dbg(f"received response length {len(cred.response)} != {len(expected)}", ORIGIN)
+    # bytes: the client's text may hold any byte (compare_digest refuses non-ASCII str)
+    got = cred.response.lower().encode("utf-8", "surrogateescape")
+    if len(got) != len(expected):
+        klog.dbg(f"received response length {len(got)} != {len(expected)}", ORIGIN)
         return AUTH_ERROR
-    if hmac.compare_digest(expected, cred.response.lower()):
-        ctx.extra[EXTRA_AUTHORIZED] = cred.header  # post_auth: mark for consume_credentials
+    if hmac.compare_digest(expected.encode("ascii"), got):
         return AUTH_OK
     return AUTH_INVALID_PASSWORD
+
+
+def post_auth(ctx: MsgContext, cred: Credentials) -> int:
+    """After a correct response: consume the nonce's nc / one-time use (a concurrent replay
+    may have won the race), then mark the header for consume_credentials."""
+    if nonce_tables(ctx.proc).enabled:
+        rc = _nonce_result(ctx, cred, update=True)
+        if rc != AUTH_OK:
+            return rc
+    ctx.extra[EXTRA_AUTHORIZED] = cred.header
+    return AUTH_OK
 
 
 def digest_authenticate(
@@ -357,7 +528,8 @@ def digest_authenticate(
     ha1 = get_ha1(cred)
     if isinstance(ha1, int):
         return ha1, cred
-    return check_response(ctx, cred, ha1, method_of(ctx)), cred
+    rc = check_response(ctx, cred, ha1, method_of(ctx))
+    return (post_auth(ctx, cred) if rc == AUTH_OK else rc), cred
 
 
 def _uri_user_host(uri: str | None) -> tuple[str, str] | None:
@@ -412,7 +584,7 @@ def challenge_header(
         p.get("proxy_challenge_header") if hdr_name == PROXY else p.get("www_challenge_header")
     )
     realm = _strip_realm(ctx.proc, realm)
-    line = f'{name}: Digest realm="{realm}", nonce="{nonce or new_nonce(ctx.proc)}"'
+    line = f'{name}: Digest realm="{realm}", nonce="{nonce or new_nonce(ctx.proc, ctx=ctx)}"'
     if qop:
         line += f', qop="{qop}"'
     if stale:
@@ -506,8 +678,7 @@ def _challenge_to_avp(ctx: MsgContext, realm: str, flags: int, cred: Credentials
     from pykemi.runtime.core.pv import set_pv
 
     qop = "auth-int" if flags & FLAG_HDRQOPAUTHINT else ("auth" if flags & FLAG_HDRQOPAUTH else "")
-    stale = cred is not None and check_nonce(ctx.proc, cred.nonce) == NONCE_STALE
-    hf = challenge_header(ctx, realm, qop, stale, _hdr_for(ctx))
+    hf = challenge_header(ctx, realm, qop, cred is not None and cred.stale, _hdr_for(ctx))
     attr = str(params(ctx.proc).get("challenge_attr") or "$digest_challenge")
     name = attr if attr.startswith("$avp(") else f"$avp({attr.lstrip('$')})"
     if not set_pv(ctx, name, hf):
