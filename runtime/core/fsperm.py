@@ -16,6 +16,7 @@ __all__ = [
     "UnsafePathError",
     "check_trusted_file",
     "private_dir",
+    "trusted_dir",
     "user_cache_dir",
     "user_runtime_dir",
 ]
@@ -59,6 +60,19 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
         private_dir(p.parent)
         return private_dir(p)
     _check(p, os.lstat(p), is_dir=True, private=True)
+    return p
+
+
+def trusted_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (0700) or verify an existing one: a real directory owned by the
+    effective user that group/other cannot write (they may enter it: what it holds, e.g. a
+    0600 socket, guards itself). Raises UnsafePathError otherwise."""
+    p = Path(path)
+    try:
+        os.mkdir(p, 0o700)
+    except FileExistsError:
+        pass
+    _check(p, os.lstat(p), is_dir=True, private=False)
     return p
 
 
