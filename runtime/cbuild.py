@@ -7,8 +7,6 @@ extension whose exports the registry stores in the shared slot table.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +14,7 @@ from typing import Any
 
 from cffi import FFI
 
+from .core.fsperm import import_extension, private_dir
 from .dispatch import GENERATED, Api
 
 GEN_C = GENERATED / "c"
@@ -51,12 +50,13 @@ def build_c_module(
     out_dir: Path,
     extra_compile_args: Sequence[str] = ("-O2",),
 ) -> tuple[ModuleType, Api]:
-    """Build (or reuse, when unchanged) extension ``name``; returns (module, Api)."""
+    """Build (or reuse, when unchanged) extension ``name`` in ``out_dir`` (created 0700, or
+    an existing one of this user's: fsperm); returns (module, Api)."""
     from pykemi.codegen.render import environment
     from pykemi.codegen.targets.c import emit_exports
 
     spec, api = api_of(spec_files)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     exports_c = out_dir / f"{name}_kemi_exports.c"
     text = emit_exports(spec, environment(), exports_c.name)
     if not exports_c.exists() or exports_c.read_text(encoding="utf-8") != text:
@@ -75,12 +75,4 @@ def build_c_module(
 
 
 def _import(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
+    return import_extension(name, path)  # refuses a file another user could have planted

@@ -41,6 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .core.fsperm import UnsafePathError, import_extension, user_cache_dir
 from .dispatch import GENERATED, Api, StartupError
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from .core.context import MsgContext, ProcessState
 
 GROUP = "pykemi.modules"
-CACHE_ENV = "PYKEMI_CACHE_DIR"
 
 # Files every spec set generates that only make sense once, for the built-in tree: the
 # runtime takes them from generated/ (an extension's copy would shadow or contradict them).
@@ -250,12 +250,12 @@ def api_of(spec: Spec) -> Api:
     return Api({"spec_hash": spec.hash, **spec.to_dict()})
 
 
-def cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "pykemi"
+def module_cache(info: ExtensionInfo, *parts: str) -> Path:
+    """``<per-user cache>/modules/<name>/<parts>``: every level 0700 and ours (fsperm)."""
+    try:
+        return user_cache_dir("modules", info.name, *parts)
+    except OSError as exc:  # UnsafePathError: a directory another user controls
+        raise ExtensionError(f"{info.where}: cannot use the module cache: {exc}") from exc
 
 
 @lru_cache(maxsize=1)
@@ -274,14 +274,13 @@ def codegen_fingerprint() -> str:
 
 def cache_dir(info: ExtensionInfo, spec: Spec) -> Path:
     key = hashlib.sha256(f"{spec.hash}:{codegen_fingerprint()}".encode()).hexdigest()[:16]
-    return cache_root() / "modules" / info.name / key
+    return module_cache(info) / key
 
 
 def _write_atomic(target: Path, files: Mapping[str, str], meta: dict[str, Any]) -> None:
     """Write a whole tree under a temporary name, then rename: readers never see half."""
     from pykemi.codegen.render import write_tree
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         write_tree(tmp, files, prune=False)
@@ -393,70 +392,72 @@ def _cdef_text() -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
 
 
-def build_c(ext: Extension) -> CLibrary:
-    """Compile the module's C sources with its sr_kemi_t table (cached by content hash)."""
-    from cffi import FFI
-
+def c_library_path(ext: Extension) -> Path:
+    """Where the module's compiled C code is cached: named after a hash of what it is built
+    from (sources, headers, flags, Python version), in the module's private build dir."""
     info = ext.info
-    sources = [ext.out_dir / "c" / "kemi_exports.c", *info.c_sources]
     h = hashlib.sha256()
-    for p in [*sources, GEN_C / "kemi.h", GEN_C / "kemi_cdef.h"]:
+    for p in [*_c_sources(ext), GEN_C / "kemi.h", GEN_C / "kemi_cdef.h"]:
         h.update(p.read_bytes())
     for d in info.include_dirs:
         for hdr in sorted(d.glob("*.h")):
             h.update(hdr.read_bytes())
     h.update(repr((C_FLAGS, sys.version_info[:2])).encode())
     name = f"_pykemi_ext_{info.name}_{h.hexdigest()[:12]}"
-    build_dir = cache_root() / "modules" / info.name / "build"
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    lib_path = build_dir / (name + suffix)
-    if not lib_path.is_file():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        ffi = FFI()
-        ffi.cdef(_cdef_text())
-        includes = [
-            str(GEN_C),
-            *{str(s.parent) for s in info.c_sources},
-            *map(str, info.include_dirs),
-        ]
-        ffi.set_source(
-            name,
-            _TABLE_DECLS,
-            sources=[str(s) for s in sources],
-            include_dirs=includes,
-            extra_compile_args=list(C_FLAGS),
-        )
-        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=build_dir))
-        try:
-            built = Path(ffi.compile(tmpdir=str(work), verbose=False))
-            built.replace(lib_path)
-        except Exception as exc:
-            raise ExtensionError(
-                f"{info.where}: compiling {', '.join(map(str, info.c_sources))} failed "
-                f"(compiler output above): {exc}"
-            ) from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    module = sys.modules.get(name) or _import_extension(name, lib_path)
+    return module_cache(info, "build") / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+
+
+def _c_sources(ext: Extension) -> list[Path]:
+    return [ext.out_dir / "c" / "kemi_exports.c", *ext.info.c_sources]
+
+
+def build_c(ext: Extension) -> CLibrary:
+    """Compile the module's C sources with its sr_kemi_t table (cached by content hash)."""
+    info = ext.info
+    lib_path = c_library_path(ext)
+    name = lib_path.name.split(".", 1)[0]
+    if not lib_path.exists():
+        _compile_c(ext, name, lib_path)
+    try:
+        module = import_extension(name, lib_path)
+    except UnsafePathError as exc:
+        raise ExtensionError(f"{info.where}: refusing to load its compiled code: {exc}") from exc
     library = CLibrary(module)
     library.lib.kemi_module_init(_builtin_host())
     return library
+
+
+def _compile_c(ext: Extension, name: str, lib_path: Path) -> None:
+    from cffi import FFI
+
+    info = ext.info
+    ffi = FFI()
+    ffi.cdef(_cdef_text())
+    includes = [str(GEN_C), *{str(s.parent) for s in info.c_sources}, *map(str, info.include_dirs)]
+    ffi.set_source(
+        name,
+        _TABLE_DECLS,
+        sources=[str(s) for s in _c_sources(ext)],
+        include_dirs=includes,
+        extra_compile_args=list(C_FLAGS),
+    )
+    # built in a fresh private folder, then renamed: readers never see half a file
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=lib_path.parent))
+    try:
+        Path(ffi.compile(tmpdir=str(work), verbose=False)).replace(lib_path)
+    except Exception as exc:
+        raise ExtensionError(
+            f"{info.where}: compiling {', '.join(map(str, info.c_sources))} failed "
+            f"(compiler output above): {exc}"
+        ) from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _builtin_host() -> Any:
     from . import cdispatch
 
     return cdispatch.extension().lib.kemi_host_api()
-
-
-def _import_extension(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ExtensionError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
 
 
 # -- the runtime's side -----------------------------------------------------------------------

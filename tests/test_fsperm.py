@@ -13,6 +13,7 @@ from pykemi.runtime.core.fsperm import (
     UnsafePathError,
     check_trusted_file,
     private_dir,
+    user_cache_dir,
     user_runtime_dir,
 )
 
@@ -72,3 +73,16 @@ def test_runtime_dir_prefers_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     assert user_runtime_dir() == tmp_path / "pykemi"
     assert stat.S_IMODE(os.lstat(tmp_path / "pykemi").st_mode) == 0o700
+
+
+def test_cache_dir_honours_env_and_makes_every_level_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYKEMI_CACHE_DIR", str(tmp_path / "c"))
+    d = user_cache_dir("modules", "demo")
+    assert d == tmp_path / "c" / "modules" / "demo"
+    for p in (d, d.parent, d.parent.parent):
+        assert stat.S_IMODE(os.lstat(p).st_mode) == 0o700
+    d.chmod(0o777)
+    with pytest.raises(UnsafePathError, match=f"{d}: mode 0777"):
+        user_cache_dir("modules", "demo")

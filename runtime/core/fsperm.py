@@ -8,18 +8,27 @@ message naming it and saying why; nothing falls back to a shared, predictable na
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import stat
+import sys
 from pathlib import Path
+from types import ModuleType
 
 __all__ = [
+    "CACHE_ENV",
     "UnsafePathError",
     "check_trusted_file",
+    "import_extension",
     "private_dir",
     "trusted_dir",
     "user_cache_dir",
     "user_runtime_dir",
 ]
+
+# Overrides the per-user cache of compiled code (must be ours, 0700, or not exist yet).
+CACHE_ENV = "PYKEMI_CACHE_DIR"
 
 
 class UnsafePathError(OSError):
@@ -94,10 +103,35 @@ def user_runtime_dir() -> Path:
     return private_dir(Path("/tmp") / f"pykemi-{os.geteuid()}")
 
 
-def user_cache_dir() -> Path:
-    """Per-user cache for compiled glue: ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``
-    (0700, verified as ours)."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    base.mkdir(parents=True, exist_ok=True)
-    return private_dir(base / "pykemi")
+def user_cache_dir(*parts: str) -> Path:
+    """Per-user cache for compiled glue and generated code: ``$PYKEMI_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``; it and each sub-directory ``parts``
+    created 0700 or verified as ours (UnsafePathError otherwise)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        root = private_dir(Path(env).absolute())
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+        base.mkdir(parents=True, exist_ok=True)
+        root = private_dir(base / "pykemi")
+    for part in parts:
+        root = private_dir(root / part)
+    return root
+
+
+def import_extension(name: str, path: str | os.PathLike[str]) -> ModuleType:
+    """Import the compiled extension module ``name`` from ``path`` once per process, after
+    check_trusted_file(path): the only way pykemi loads code it compiled at run time."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    p = check_trusted_file(path)
+    loader = importlib.machinery.ExtensionFileLoader(name, str(p))
+    spec = importlib.util.spec_from_file_location(name, str(p), loader=loader)
+    if spec is None:
+        raise ImportError(f"{p}: cannot import extension module {name}", path=str(p))
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    sys.modules[name] = module
+    return module

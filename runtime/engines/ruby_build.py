@@ -1,7 +1,7 @@
 """cffi build (API mode) of the app_ruby glue: ruby_glue.c linked against libruby.
 
-Compiled lazily, the first time a process loads a Ruby script, into a per-user cache
-(``$PYKEMI_CACHE_DIR`` or ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``), under
+Compiled lazily, the first time a process loads a Ruby script, into the per-user cache
+(``$PYKEMI_CACHE_DIR`` or ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``, 0700), under
 a name that hashes the glue sources, the Python ABI and the Ruby flags; later runs
 import the cached extension. ``python -m pykemi.runtime.engines.ruby_build`` builds
 it ahead of time (e.g. while packaging). Needs the Ruby headers (Debian: ruby-dev);
@@ -13,8 +13,6 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
-import importlib.machinery
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+from ..core.fsperm import CACHE_ENV, UnsafePathError, import_extension, user_cache_dir
 
 HERE = Path(__file__).resolve().parent
 GLUE_C = HERE / "ruby_glue.c"
@@ -156,11 +156,8 @@ def make_ffibuilder(flags: RubyFlags, module_name: str) -> object:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("PYKEMI_CACHE_DIR")
-    if root:
-        return Path(root) / "ruby"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "pykemi" / "ruby"
+    """``<per-user cache>/ruby``, 0700 (fsperm.user_cache_dir)."""
+    return user_cache_dir("ruby")
 
 
 def _fingerprint(flags: RubyFlags) -> str:
@@ -178,22 +175,21 @@ def build(verbose: bool = False) -> Path:
     flags = ruby_flags()
     name = f"_pykemi_ruby_{_fingerprint(flags)}"
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    out_dir = cache_dir()
-    target = out_dir / f"{name}{suffix}"
-    if target.is_file():
-        return target
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = cache_dir()
+        target = out_dir / f"{name}{suffix}"
+        if target.exists():
+            return target
         lock = open(out_dir / ".lock", "w")  # closed by the with below
-    except OSError as exc:
+    except OSError as exc:  # includes UnsafePathError: a directory another user controls
         raise RubyBuildError(
-            f"cannot write the app_ruby build cache {out_dir} ({exc.strerror}); "
-            "set PYKEMI_CACHE_DIR to a writable directory"
+            f"cannot use the app_ruby build cache: {exc}; "
+            f"set {CACHE_ENV} to a private (0700) directory of this user"
         ) from exc
     # several workers or test processes may start at once: one compiles, the others wait
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_file():
+        if target.exists():
             return target
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             ffi = make_ffibuilder(flags, name)
@@ -208,17 +204,10 @@ def build(verbose: bool = False) -> Path:
 def load() -> ModuleType:
     """Import the compiled glue (building it first if needed): the cffi module (ffi, lib)."""
     path = build()
-    name = path.name.split(".", 1)[0]
-    if name in sys.modules:
-        return sys.modules[name]
-    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
-    if spec is None:
-        raise RubyBuildError(f"cannot import {path}")
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    sys.modules[name] = mod
-    return mod
+    try:
+        return import_extension(path.name.split(".", 1)[0], path)
+    except UnsafePathError as exc:
+        raise RubyBuildError(f"app_ruby: refusing to load the glue: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ KSR is built from the generated shims (generated/sqlang/*.nut), run with
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from ..core.context import CURRENT, MsgContext
+from ..core.fsperm import import_extension, user_cache_dir
 from ..dispatch import Invoker
 from ..extensions import shim_path
 from .base import EXIT_MARKER, Engine, ScriptError, log_exit, log_script_error, modf
@@ -281,63 +282,50 @@ seterrorhandler(function(e) {
 _ext: ModuleType | None = None
 
 
-def _build_dir() -> Path:
-    root = Path(__file__).resolve().parents[2] / "build" / "sqlang"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        if os.access(root, os.W_OK):
-            return root
-    except OSError:
-        pass
-    tmp = Path(tempfile.gettempdir()) / f"pykemi-sqlang-{os.getuid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    return tmp
-
-
 def _extension(int_size: int, float_size: int) -> ModuleType:
-    """The native closure module: compiled once per source/ABI, cached under build/sqlang."""
+    """The native closure module: compiled once per source/ABI into the per-user cache."""
     global _ext
     if _ext is not None:
         return _ext
     import _squirrel  # the package's extension: it exports the Squirrel C API
-    from cffi import FFI
 
     int_type = "long long" if int_size == 8 else "int"
     float_type = "double" if float_size == 8 else "float"
     source = _C_SOURCE.replace("KSQ_INT", int_type).replace("KSQ_FLOAT", float_type)
     digest = hashlib.sha1((source + sys.version).encode()).hexdigest()[:12]
     name = f"_pykemi_sqlang_{digest}"
-    out = _build_dir()
-    found = sorted(out.glob(f"{name}.*.so")) + sorted(out.glob(f"{name}.so"))
-    if found:
-        path = found[0]
-    else:
-        ffi = FFI()
-        ffi.cdef(_C_CDEF)
-        ffi.set_source(
-            name,
-            source,
-            libraries=["dl"],
-            # the closure uses the full CPython API (vectorcall, macros)
-            define_macros=[("_CFFI_NO_LIMITED_API", None)],
-            extra_compile_args=["-O2"],
-            py_limited_api=False,
-        )
-        # build in a private folder, then rename: concurrent builders never see half a file
-        with tempfile.TemporaryDirectory(dir=out) as tmp:
-            built = Path(ffi.compile(tmpdir=tmp, verbose=False))
-            path = out / built.name
-            os.replace(built, path)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ScriptError(f"app_sqlang: cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        out = user_cache_dir("sqlang")
+        path = out / f"{name}{sysconfig.get_config_var('EXT_SUFFIX') or '.so'}"
+        if not path.exists():
+            _compile(name, source, out, path)
+        module = import_extension(name, path)
+    except OSError as exc:  # UnsafePathError: a directory or file another user controls
+        raise ScriptError(f"app_sqlang: cannot use the build cache: {exc}") from exc
     rc = module.lib.ksq_bind(str(_squirrel.__file__).encode())
     if rc != 0:
         raise ScriptError(f"app_sqlang: Squirrel C API not found in {_squirrel.__file__} ({rc})")
     _ext = module
     return module
+
+
+def _compile(name: str, source: str, out: Path, path: Path) -> None:
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(_C_CDEF)
+    ffi.set_source(
+        name,
+        source,
+        libraries=["dl"],
+        # the closure uses the full CPython API (vectorcall, macros)
+        define_macros=[("_CFFI_NO_LIMITED_API", None)],
+        extra_compile_args=["-O2"],
+        py_limited_api=False,
+    )
+    # build in a private folder, then rename: concurrent builders never see half a file
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        os.replace(ffi.compile(tmpdir=tmp, verbose=False), path)
 
 
 class SqlangEngine(Engine):
