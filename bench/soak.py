@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         uas_port = free_udp_port()
         uas = Uas(uas_port, work, seconds + 1200, UAS_SCENARIO, work / "uas-errors.log")
         defines["UAS_URI"] = f"sip:127.0.0.1:{uas_port}"
-    rpc = default_socket_path(port) if scenario == "relay" else None
+    rpc = default_socket_path("127.0.0.1", port) if scenario == "relay" else None
     router = start_router(cfg, port, work, args.children, defines)
     try:
         rate = args.rate

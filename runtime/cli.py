@@ -18,6 +18,10 @@ def _defines(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _add_define(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-D", "--define", action="append", help="#!define NAME[=VALUE]")
+
+
 def _load(args: argparse.Namespace) -> object:
     from .config import ConfigError, load_config
     from .dispatch import StartupError
@@ -125,21 +129,41 @@ def _rpc_param(text: str) -> object:
     return value if isinstance(value, (int, float, list, dict)) else text
 
 
-def cmd_rpc(args: argparse.Namespace) -> int:
-    from .control import call, default_socket_path
+def _rpc_socket(args: argparse.Namespace) -> str:
+    """``-s``, else the socket of the router ``-c CFG`` (with ``-D``) describes, else the
+    default socket of a router without listen=."""
+    from .config import ConfigError, load_config
+    from .config.model import DEFAULT_LISTEN
+    from .control import default_socket_path, socket_path
 
-    path = args.socket
-    if path is None and args.config is not None:
-        from .config import load_config
-
-        cfg = load_config(args.config)
-        configured = cfg.get("kemi.rpc_socket")
-        port = cfg.listen[0].port if cfg.listen else 5060
-        path = str(configured) if isinstance(configured, str) else default_socket_path(port)
+    if args.socket is not None:
+        return str(args.socket)
+    if args.config is None:
+        return default_socket_path(DEFAULT_LISTEN[1], DEFAULT_LISTEN[2])
+    try:
+        path = socket_path(load_config(args.config, defines=_defines(args.define)))
+    except ConfigError as exc:
+        raise SystemExit(f"kemi rpc: config error: {exc}") from None
     if path is None:
-        path = default_socket_path(5060)
+        raise SystemExit(
+            f'kemi rpc: {args.config} disables the control socket (kemi.rpc_socket="none")'
+        )
+    return path
+
+
+def cmd_rpc(args: argparse.Namespace) -> int:
+    from .control import UntrustedServerError, call
+
+    try:
+        path = _rpc_socket(args)
+    except OSError as exc:
+        print(f"kemi rpc: no control socket directory: {exc}", file=sys.stderr)
+        return 2
     try:
         reply = call(path, args.method, [_rpc_param(p) for p in args.params])
+    except UntrustedServerError as exc:
+        print(f"kemi rpc: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"kemi rpc: cannot reach {path}: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, helptext in (("run", "run the router"), ("check", "validate a config (kamailio -c)")):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("config", type=Path)
-        sp.add_argument("-D", "--define", action="append", help="#!define NAME[=VALUE]")
+        _add_define(sp)
         sp.add_argument("--debug", type=int, default=None, help="override debug=")
         if name == "run":
             sp.add_argument("-F", "--foreground", action="store_true", help="fork=no")
@@ -194,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("rpc", help="call a JSON-RPC method of a running router")
     rp.add_argument("-s", "--socket", help="control socket path")
     rp.add_argument("-c", "--config", type=Path, help="find the socket from this config")
+    _add_define(rp)
     rp.add_argument("method")
     rp.add_argument("params", nargs="*")
     rp.set_defaults(func=cmd_rpc)

@@ -12,15 +12,20 @@ import json
 import mmap
 import os
 import platform
+import re
 import selectors
 import socket
+import stat
 import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .config.model import DEFAULT_LISTEN, Config
+from .core.fsperm import UnsafePathError, trusted_dir, user_runtime_dir
 from .core.log import L_ERR, L_INFO, log
+from .dispatch import StartupError
 from .engines.base import ScriptError
 
 VERSION = "0.1.0"
@@ -36,15 +41,62 @@ class RpcError(Exception):
         self.message = message
 
 
-def default_socket_path(port: int) -> str:
-    base = Path("/run/pykemi")
+# Kamailio keeps its control sockets in /run/kamailio; pykemi in /run/pykemi when this user
+# owns it (root), else in the per-user runtime directory.
+SYSTEM_RUNTIME_DIR = Path("/run/pykemi")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+class UntrustedServerError(OSError):
+    """The process behind a control socket runs as another (non-root) user."""
+
+
+def default_socket_path(address: str, port: int) -> str:
+    """The control socket of the router whose first listen address is ``address:port``: the
+    address is in the name so routers on one port but different addresses keep their own."""
     try:
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK):
-            return str(base / f"pykemi_rpc-{port}.sock")
+        base = trusted_dir(SYSTEM_RUNTIME_DIR)
     except OSError:
-        pass
-    return f"/tmp/pykemi_rpc-{port}.sock"
+        base = user_runtime_dir()
+    name = _UNSAFE_NAME_CHARS.sub("_", address)
+    return str(base / f"pykemi_rpc-{name}-{port}.sock")
+
+
+def socket_path(cfg: Config) -> str | None:
+    """The control socket of the router ``cfg`` describes: ``kemi.rpc_socket``, else the
+    default of its first listen address; None when it is disabled (``"none"``)."""
+    configured = cfg.get("kemi.rpc_socket")
+    if configured == "none":
+        return None
+    if isinstance(configured, str) and configured:
+        return configured
+    first = cfg.listen[0] if cfg.listen else None
+    _, host, port = (first.proto, first.host, first.port) if first else DEFAULT_LISTEN
+    return default_socket_path(host, port)
+
+
+def _claim(path: Path) -> None:
+    """Make ``path`` free for our socket: its directory must be ours and not writable by
+    others; an existing socket must be ours and dead (a live router keeps its socket)."""
+    trusted_dir(path.parent)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UnsafePathError(f"{path}: exists and is not a socket")
+    if st.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{path}: owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+        )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            os.unlink(path)  # left behind by a router that died
+            return
+    raise StartupError(f"control socket {path}: already in use by a running router")
 
 
 class ReloadCounter:
@@ -70,36 +122,43 @@ class Control:
     def __init__(self, server: Any) -> None:
         self.server = server
         self.router = server.router
-        cfg = self.router.cfg
-        first_port = self.router.proc.listen[0][2] if self.router.proc.listen else 5060
-        path = cfg.get("kemi.rpc_socket")
-        self.path = str(path) if isinstance(path, str) and path else default_socket_path(first_port)
+        try:
+            path = socket_path(self.router.cfg)
+        except OSError as exc:
+            raise StartupError(f"control socket: {exc}") from None
+        if path is None:
+            raise StartupError('control socket: kemi.rpc_socket is "none"')
+        self.path = path
         self.started = time.time()
         self.reload_counter = ReloadCounter()
         self._seen_version = 0
         self.router.before_message_hooks.append(self._check_reload)
         self.methods: dict[str, Method] = {}
         self._register_core()
-        self.sock = self._listen()
+        self.sock, self._inode = self._listen()
         self.clients: dict[int, tuple[socket.socket, bytearray]] = {}
         self.sel: selectors.BaseSelector | None = None
         log(L_INFO, f"control socket on {self.path}")
 
     # -- socket ----------------------------------------------------------------------------
 
-    def _listen(self) -> socket.socket:
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+    def _listen(self) -> tuple[socket.socket, int]:
+        """The listening socket (0600: local root/owner only) and its inode."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # the socket is created 0600: local root/owner only
         try:
-            sock.bind(self.path)
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
+            _claim(Path(self.path))
+            old = os.umask(0o177)
+            try:
+                sock.bind(self.path)
+            finally:
+                os.umask(old)
+            inode = os.stat(self.path).st_ino
+        except OSError as exc:
+            sock.close()
+            raise StartupError(f"control socket: {exc}") from None
         sock.listen(64)
         sock.setblocking(False)
-        return sock
+        return sock, inode
 
     def register(self, sel: selectors.BaseSelector) -> None:
         self.sel = sel
@@ -155,9 +214,10 @@ class Control:
         self.sock.close()
 
     def close(self) -> None:
+        self.sock.close()
         try:
-            self.sock.close()
-            os.unlink(self.path)
+            if os.stat(self.path).st_ino == self._inode:  # still ours
+                os.unlink(self.path)
         except OSError:
             pass
 
@@ -290,6 +350,7 @@ def call(path: str, method: str, params: list[Any], timeout: float = 10.0) -> An
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
+        _check_server(s, path)
         s.sendall(
             json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode()
         )
@@ -301,3 +362,16 @@ def call(path: str, method: str, params: list[Any], timeout: float = 10.0) -> An
                 break
             data += chunk
     return json.loads(data.decode("utf-8"))
+
+
+def _check_server(s: socket.socket, path: str) -> None:
+    """Talk only to a router of this user or root: a socket another user planted at the
+    expected path would receive our requests and could forge the answers."""
+    creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    euid = os.geteuid()
+    if uid not in (euid, 0):
+        raise UntrustedServerError(
+            f"{path}: the server (pid {pid}) runs as uid {uid}, not as this user "
+            f"(uid {euid}) or root; refusing to talk to it"
+        )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config.model import Config, ModParam
+from .config.model import DEFAULT_LISTEN, Config, ModParam
 from .core.context import (
     CORE_ONREPLY_ROUTE,
     REQUEST_ROUTE,
@@ -85,7 +85,7 @@ class Router:
         LOG.level = cfg.get_int("debug", 0)
         self.proc = ProcessState(defines=dict(cfg.defines), debug=LOG.level)
         self.proc.listen = [(lst.proto, lst.host, lst.port) for lst in cfg.listen] or [
-            ("udp", "127.0.0.1", 5060)
+            DEFAULT_LISTEN
         ]
         self.proc.aliases = list(cfg.aliases)
         server_header = cfg.get("server_header")

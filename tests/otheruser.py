@@ -14,8 +14,8 @@ NOBODY = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
 
-def as_nobody(fn: Callable[[], int]) -> int:
-    """``fn()``'s return value (0..255), run in a child with uid/gid 65534; 255 if it raised."""
+def spawn_as_nobody(fn: Callable[[], int]) -> int:
+    """Fork a child with uid/gid 65534 that exits with ``fn()`` (255 if it raised): its pid."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 255
@@ -28,7 +28,12 @@ def as_nobody(fn: Callable[[], int]) -> int:
             traceback.print_exc()
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    return pid
+
+
+def as_nobody(fn: Callable[[], int]) -> int:
+    """``fn()``'s return value (0..255), run as uid/gid 65534 in a child; 255 if it raised."""
+    _, status = os.waitpid(spawn_as_nobody(fn), 0)
     return os.waitstatus_to_exitcode(status)
 
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,8 @@ LUA = 'function ksr_request_route() KSR.sl.send_reply(200, "OK") end\n'
 
 @contextmanager
 def rpc_router(tmp: Path) -> Iterator[tuple[RunningRouter, str]]:
-    sock = f"/tmp/pykemi-cs-{os.getpid()}-{time.monotonic_ns()}.sock"  # short: sun_path limit
+    home = tempfile.mkdtemp(prefix="pykemi-cs-")  # short (sun_path limit) and ours (0700)
+    sock = f"{home}/rpc.sock"
     (tmp / "s.lua").write_text(LUA)
     cfg = tmp / "k.cfg"
     cfg.write_text(CFG.format(sock=sock))
@@ -56,8 +58,7 @@ def rpc_router(tmp: Path) -> Iterator[tuple[RunningRouter, str]]:
                 time.sleep(0.05)
             yield r, sock
     finally:
-        if os.path.exists(sock):
-            os.unlink(sock)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def raw(path: str, data: bytes, half_close: bool = True, timeout: float = 5) -> Any:

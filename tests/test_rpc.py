@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from .harness import SIPP, kemi, router, sipp
+from pykemi.runtime.control import default_socket_path
+from pykemi.runtime.launch import RouterStartError
+
+from .harness import SIPP, free_udp_port, kemi, router, sipp
+from .otheruser import NOBODY, needs_root, spawn_as_nobody
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) not installed")
 
@@ -145,3 +153,135 @@ def test_kemi_rpc_unreachable_socket(tmp_path: Path) -> None:
         text=True,
     )
     assert res.returncode == 2 and "cannot reach" in res.stderr
+
+
+# -- who owns the control socket (M5) ---------------------------------------------------------
+
+SIMPLE = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen={listen}
+{rpc}
+loadmodule "sl.so"
+loadmodule "app_lua.so"
+modparam("app_lua", "load", "k.lua")
+cfgengine "lua"
+"""
+
+
+def _simple(tmp: Path, listen: str = "LISTEN", rpc: str = "") -> Path:
+    tmp.mkdir(exist_ok=True)
+    (tmp / "k.lua").write_text(LUA_V.replace("VERSION", "v1"))
+    cfg = tmp / "kamailio.cfg"
+    cfg.write_text(SIMPLE.format(listen=listen, rpc=rpc))
+    return cfg
+
+
+def _bound_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(path))  # left behind, as by a crashed process
+
+
+@needs_root
+def test_socket_path_controlled_by_another_user_is_refused(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.sock"
+    _bound_socket(planted)
+    os.chown(planted, NOBODY, NOBODY)
+    cfg = _simple(tmp_path / "a", rpc=f'kemi.rpc_socket="{planted}"')
+    with pytest.raises(RouterStartError, match=r"planted\.sock: owned by uid 65534"):
+        with router(cfg, tmp_path / "a"):
+            pass
+    assert planted.exists() and planted.stat().st_uid == NOBODY  # not removed either
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # like /tmp: anybody can create names in it
+    cfg = _simple(tmp_path / "b", rpc=f'kemi.rpc_socket="{shared}/rpc.sock"')
+    with pytest.raises(RouterStartError, match=r"shared: mode 1777 lets other users write"):
+        with router(cfg, tmp_path / "b"):
+            pass
+
+
+def test_live_socket_of_another_router_is_not_taken(tmp_path: Path) -> None:
+    sock = tmp_path / "rpc.sock"
+    cfg = _simple(tmp_path / "a", rpc=f'kemi.rpc_socket="{sock}"')
+    with router(cfg, tmp_path / "a") as first:
+        with pytest.raises(RouterStartError, match=r"rpc\.sock: already in use"):
+            with router(_simple(tmp_path / "b", rpc=f'kemi.rpc_socket="{sock}"'), tmp_path / "b"):
+                pass
+        res = kemi("rpc", "-s", str(sock), "core.ps")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)[0]["PID"] == first.proc.pid
+
+
+def _forged_server(path: Path) -> int:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(path))
+        s.listen(1)
+        conn, _ = s.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b'{"jsonrpc": "2.0", "result": "pykemi forged", "id": 1}\n')
+    return 0
+
+
+@needs_root
+def test_client_refuses_a_server_of_another_user(tmp_path: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="pykemi-forge-"))  # short path, nobody's
+    os.chown(home, NOBODY, NOBODY)
+    path = home / "rpc.sock"
+    pid = spawn_as_nobody(lambda: _forged_server(path))
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        res = kemi("rpc", "-s", str(path), "core.version")
+        assert res.returncode == 2, (res.stdout, res.stderr)
+        assert "forged" not in res.stdout
+        assert "runs as uid 65534" in res.stderr, res.stderr
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        shutil.rmtree(home)
+
+
+@needs_root
+def test_default_sockets_per_address_in_our_directory(tmp_path: Path) -> None:
+    """Two routers on one port (different addresses) keep their own default socket, which a
+    planted /tmp/pykemi_rpc-<port>.sock (the old predictable name) does not disturb; ``kemi
+    rpc -D`` finds each from the config."""
+    port = free_udp_port()
+    old_name = Path(f"/tmp/pykemi_rpc-{port}.sock")
+    _bound_socket(old_name)
+    os.chown(old_name, NOBODY, NOBODY)
+    try:
+        with ExitStack() as stack:
+            pids = {}
+            for host in ("127.0.0.1", "127.0.0.2"):
+                work = tmp_path / host
+                cfg = _simple(work)
+                listen = {"LISTEN": f"udp:{host}:{port}"}
+                r = stack.enter_context(router(cfg, work, defines=listen, port=port))
+                pids[host] = (r.proc.pid, cfg)
+            for host, (pid, cfg) in pids.items():
+                res = kemi("rpc", "-c", str(cfg), "-D", f"LISTEN=udp:{host}:{port}", "core.ps")
+                assert res.returncode == 0, res.stderr
+                assert json.loads(res.stdout)[0]["PID"] == pid, host
+                path = Path(default_socket_path(host, port))
+                assert path.name == f"pykemi_rpc-{host}-{port}.sock"
+                assert path.stat().st_uid == os.geteuid()
+                st = path.parent.stat()
+                assert st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    finally:
+        old_name.unlink()
+
+
+def test_readme_rpc_example(tmp_path: Path) -> None:
+    """README: ``kemi rpc -c CFG app_lua.api_list`` with a config that does not set
+    kemi.rpc_socket (the default socket of its listen address)."""
+    port = free_udp_port()
+    cfg = _simple(tmp_path, listen=f"udp:127.0.0.1:{port}")
+    with router(cfg, tmp_path, port=port):
+        res = kemi("rpc", "-c", "kamailio.cfg", "app_lua.api_list", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["msize"] > 0

@@ -64,7 +64,7 @@ def test_attach_zeroes_the_row_and_freezes_the_layout() -> None:
 
 
 def _tm_stats(port: int) -> dict[str, Any]:
-    reply = call(default_socket_path(port), "tm.stats", [])
+    reply = call(default_socket_path("127.0.0.1", port), "tm.stats", [])
     result = reply.get("result")
     assert isinstance(result, dict), reply
     return result
@@ -85,7 +85,7 @@ def test_tm_stats_count_relayed_calls_and_drain(tmp_path: Path) -> None:
             while (after["current"] or after["waiting"]) and time.time() < deadline:
                 time.sleep(0.5)
                 after = _tm_stats(r.port)
-            cli = kemi("rpc", "-s", default_socket_path(r.port), "tm.stats")
+            cli = kemi("rpc", "-s", default_socket_path("127.0.0.1", r.port), "tm.stats")
     assert (res.successful, res.failed) == (calls, 0), res.output
     assert list(before) == TM_KEYS
     assert all(v == 0 for v in before.values()), before

@@ -71,6 +71,10 @@ class Listen:
     loc: Location
 
 
+# (proto, host, port) a router listens on when its config has no listen=
+DEFAULT_LISTEN: tuple[str, str, int] = ("udp", "127.0.0.1", 5060)
+
+
 @dataclass
 class Config:
     path: str
