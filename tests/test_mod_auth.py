@@ -566,3 +566,21 @@ def test_router_one_time_nonce_accepted_once(tmp_path: Path, db_url: str) -> Non
             assert ua.send("INVITE", call, creds).status == 200
             for _ in range(3):
                 assert refused_stale(ua.send("INVITE", call, creds), "-6")
+
+
+@pytest.mark.parametrize(
+    ("field", "rc"),
+    [("username", "-3"), ("response", "-2"), ("realm", "-5"), ("nonce", "-1"), ("nc", "-1")],
+)
+def test_router_non_utf8_credentials_give_auth_codes(
+    tmp_path: Path, db_url: str, field: str, rc: str
+) -> None:
+    """L4: bytes that are not UTF-8 in a credentials field: an auth error code, a reply."""
+    with replay_router(tmp_path, db_url, nonce_count=1, auth_checks_register=2) as ua:
+        _chal, creds = ua.login("REGISTER", "bytes-call")
+        value = re.search(rf'\b{field}="?([^",\r]*)', creds.decode()).group(1)  # type: ignore[union-attr]
+        bad = b"\xff\xfe" + b"\xc3" * (len(value) - 2)  # same length, not UTF-8
+        forged = creds.replace(value.encode(), bad, 1)
+        rpl = ua.send("REGISTER", "bytes-call", forged)
+        assert rpl.status == 401 and rpl.get("X-Auth-Rc") == rc, (rpl.first_line, rpl.headers)
+        assert ua.send("REGISTER", "bytes-call", creds).status == 200  # the worker is fine

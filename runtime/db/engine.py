@@ -85,7 +85,7 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 return conn.execute(stmt).fetchall()
-        except (SQLAlchemyError, OSError, DbUrlError) as exc:
+        except (SQLAlchemyError, OSError, DbUrlError, UnicodeError) as exc:
             raise DbError(self._describe(exc)) from exc
 
     def execute(self, stmt: Executable, params: Any = None) -> int:
@@ -94,7 +94,7 @@ class Database:
             with self.engine.begin() as conn:
                 result = conn.execute(stmt, params) if params is not None else conn.execute(stmt)
                 return int(getattr(result, "rowcount", -1))
-        except (SQLAlchemyError, OSError, DbUrlError) as exc:
+        except (SQLAlchemyError, OSError, DbUrlError, UnicodeError) as exc:
             raise DbError(self._describe(exc)) from exc
 
     def table_version(self, table: str) -> int | None:

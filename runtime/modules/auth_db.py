@@ -130,6 +130,16 @@ def _fetch(
         return None
 
 
+def _is_text(*values: str) -> bool:
+    """True if the values are valid UTF-8 (a table of text cannot hold anything else)."""
+    try:
+        for v in values:
+            v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def auth_check(ctx: MsgContext, srealm: str, stable: str, iflags: int) -> int:
     if not ctx.msg.is_request:
         return auth.AUTH_ERROR
@@ -157,6 +167,9 @@ def auth_check(ctx: MsgContext, srealm: str, stable: str, iflags: int) -> int:
         # Kamailio's get_ha1: user@domain usernames read password_column_2 (ha1b)
         pcol = str(p["password_column_2"] if cred.domain and not calc else p["password_column"])
         domain = cred.domain or realm
+        if not _is_text(cred.user, domain):
+            klog.dbg(f"user {cred.username!r} is not UTF-8: no such subscriber", ORIGIN)
+            return auth.AUTH_USER_UNKNOWN
         rows = _fetch(
             ctx, stable, [pcol, *(c for _, c in creds)], cred.user, domain if use_domain else None
         )
@@ -203,6 +216,8 @@ def is_subscriber(ctx: MsgContext, suri: str, stable: str, iflags: int) -> int:
         return -1
     cols = [c for _, c in creds] or [str(p["user_column"])]
     domain = uri.host if iflags & SUBS_USE_DOMAIN else None
+    if not _is_text(uri.user or "", domain or ""):
+        return -2
     rows = _fetch(ctx, stable, cols, uri.user or "", domain)
     if rows is None:
         return -1
