@@ -20,11 +20,13 @@ from .core.context import (
     ProcessState,
     SendFn,
 )
+from .core.dns import DnsCache, DnsSettings
 from .core.log import L_DBG, L_ERR, L_WARN, LOG, log
 from .core.stats import Stats
 from .dispatch import DEFAULT_CAPACITY, Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
 from .sip.message import SipMessage, SipParseError, parse_message
+from .sip.reply import relayed_reply_address
 
 # cfgengine identifier -> (engine module name as loaded by loadmodule, factory path)
 ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -88,6 +90,8 @@ class Router:
             DEFAULT_LISTEN
         ]
         self.proc.aliases = list(cfg.aliases)
+        self.proc.reply_to_via = cfg.get_bool("reply_to_via", False)
+        self.proc.dns = DnsCache(DnsSettings.from_cfg(cfg))
         server_header = cfg.get("server_header")
         if isinstance(server_header, str) and server_header:
             self.proc.server_header = server_header
@@ -286,13 +290,11 @@ class Router:
         if not self.is_local(top.host, top.port):
             log(L_DBG, f"reply with foreign top Via {top.host}: not forwarded")
             return
-        msg.remove_top_via()
-        nxt = msg.top_via
-        if nxt is None:
+        addr = relayed_reply_address(msg, self.proc.dns.peek)
+        if addr is None:
             return
-        host = nxt.received or nxt.host
-        port = int(nxt.rport) if nxt.rport else (nxt.port or 5060)
-        ctx.send(msg.to_bytes(), (host.strip("[]"), port))
+        msg.remove_top_via()
+        ctx.send(msg.to_bytes(), addr)
 
     def is_local(self, host: str, port: int | None) -> bool:
         host = host.strip("[]")

@@ -12,6 +12,7 @@ from pykemi.runtime.sip import (
     gen_to_tag,
     make_reply,
     parse_message,
+    relayed_reply_address,
     reply_address,
 )
 
@@ -110,23 +111,19 @@ def _req(via: str) -> SipMessage:
 @pytest.mark.parametrize(
     ("via", "proto", "expected"),
     [
-        # no received: the source IP (what 18.2.1 would have put in received)
+        # the source IP; without rport the Via port (or 5060)
         ("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1", "udp", ("203.0.113.9", 5062)),
         ("SIP/2.0/UDP host.example.com;branch=z9hG4bK1", "udp", ("203.0.113.9", 5060)),
+        # received / maddr were written by the sender: never followed
         (
             "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;received=198.51.100.1",
             "UDP",
-            ("198.51.100.1", 5060),
+            ("203.0.113.9", 5060),
         ),
-        # RFC 3581: bare rport -> source port; rport value -> that port
+        ("SIP/2.0/UDP 192.0.2.1:5062;maddr=239.255.255.1", "udp", ("203.0.113.9", 5062)),
+        # RFC 3581: rport (bare or with a value the sender chose) -> the source port
         ("SIP/2.0/UDP 192.0.2.1:5062;rport;branch=z9hG4bK1", "udp", ("203.0.113.9", 40000)),
-        ("SIP/2.0/UDP 192.0.2.1;received=198.51.100.1;rport=7000", "udp", ("198.51.100.1", 7000)),
-        (
-            "SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK1;received=[2001:db8::2]",
-            "udp",
-            ("2001:db8::2", 5070),
-        ),
-        ("SIP/2.0/UDP 192.0.2.1:5062;maddr=239.255.255.1", "udp", ("239.255.255.1", 5062)),
+        ("SIP/2.0/UDP 192.0.2.1;received=198.51.100.1;rport=7000", "udp", ("203.0.113.9", 40000)),
         # connection-oriented: back over the connection
         ("SIP/2.0/TCP 192.0.2.1:5062;branch=z9hG4bK1", "tcp", ("203.0.113.9", 40000)),
         ("SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK1", "tls", ("203.0.113.9", 40000)),
@@ -142,3 +139,48 @@ def test_reply_address_force_rport_and_no_via() -> None:
     assert reply_address(req, ("203.0.113.9", 40000), force_rport=True) == ("203.0.113.9", 40000)
     bare = parse_message(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n")
     assert reply_address(bare, ("203.0.113.9", 40000)) == ("203.0.113.9", 40000)
+
+
+def test_reply_address_to_via() -> None:
+    """reply_to_via=1: the Via host (IP literal or cached name), never received/maddr."""
+    src = ("203.0.113.9", 40000)
+    cache = {"cached.example.com": "192.0.2.44"}
+    asked: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        asked.append(name)
+        return cache.get(name)
+
+    def addr(via: str) -> tuple[str, int]:
+        return reply_address(_req(via), src, to_via=True, lookup=lookup)
+
+    assert addr("SIP/2.0/UDP 192.0.2.1:5062;received=198.51.100.1;maddr=198.51.100.2") == (
+        "192.0.2.1",
+        5062,
+    )
+    assert addr("SIP/2.0/UDP [2001:db8::1];rport") == ("2001:db8::1", 40000)
+    assert addr("SIP/2.0/UDP cached.example.com:5070") == ("192.0.2.44", 5070)
+    assert addr("SIP/2.0/UDP unknown.example.com:5070") == ("203.0.113.9", 5070)
+    assert asked == ["cached.example.com", "unknown.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("second_via", "expected"),
+    [
+        ("SIP/2.0/UDP 192.0.2.1:5062;received=198.51.100.1;rport=7000", ("198.51.100.1", 7000)),
+        ("SIP/2.0/UDP 192.0.2.1;received=198.51.100.1", ("198.51.100.1", 5060)),
+        ("SIP/2.0/UDP 192.0.2.1:5062;rport", ("192.0.2.1", 5062)),
+        ("SIP/2.0/UDP [2001:db8::1]:5070;received=[2001:db8::2]", ("2001:db8::2", 5070)),
+        ("SIP/2.0/UDP cached.example.com:5070", ("192.0.2.44", 5070)),
+        ("SIP/2.0/UDP unknown.example.com:5070", None),  # names are not resolved here
+        ("SIP/2.0/UDP 192.0.2.1;rport=x", ("192.0.2.1", 5060)),
+    ],
+)
+def test_relayed_reply_address(second_via: str, expected: tuple[str, int] | None) -> None:
+    reply = parse_message(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKours\r\n"
+        + f"Via: {second_via}\r\n\r\n".encode()
+    )
+    assert relayed_reply_address(reply, {"cached.example.com": "192.0.2.44"}.get) == expected
+    only_ours = parse_message(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n\r\n")
+    assert relayed_reply_address(only_ours) is None

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .dns import DnsCache
+
 if TYPE_CHECKING:
     from pykemi.runtime.sip.message import SipMessage
 
@@ -51,6 +53,8 @@ class ProcessState:
     # transport: send(proto, (host, port), data, conn_id=-1) -> bool; set by the server
     send_to: Callable[..., bool] | None = None
     local_addresses: list[tuple[str, str, int]] = field(default_factory=list)  # bound sockets
+    reply_to_via: bool = False  # core reply_to_via: local replies go to the top Via host
+    dns: DnsCache = field(default_factory=DnsCache)  # names resolved by this process
 
 
 @dataclass

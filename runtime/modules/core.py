@@ -757,18 +757,9 @@ def forward(ctx: MsgContext) -> int:
 
 def forward_reply(ctx: MsgContext, code: int = 0, reason: str = "") -> int:
     """Send a received reply to the address in its second Via (our Via removed)."""
-    via = _second_via(ctx)
-    if via is None:
-        klog.err("no 2nd via found in reply")
-        return -1
-    host = str(via.received or via.host)
-    port: int = via.port or 5060
-    if via.rport:
-        try:
-            port = int(via.rport)
-        except ValueError:
-            pass
-    addr = _resolve(host, port)
+    from pykemi.runtime.sip.reply import relayed_reply_address
+
+    addr = relayed_reply_address(ctx.msg, ctx.proc.dns.peek)
     if addr is None:
         return -1
     try:

@@ -3,7 +3,7 @@
 A reply copies Via, From, To (plus a To-tag that is the same for every
 retransmission), Call-ID and CSeq from the request, then gets the Server
 header and the lines queued with ``KSR.hdr.append_to_reply``; it is sent to
-the address RFC 3261 18.2.2 / RFC 3581 give for the top Via.
+the source address of the request (``local_reply_address``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules.hdr import parse_header_lines
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from pykemi.runtime.core.context import Address, MsgContext
 
 # set by tm (ctx.extra[TM_REPLY_HOOK]) when the request has a transaction: send_reply uses it
 TM_REPLY_HOOK = "tm_reply"
@@ -41,9 +41,24 @@ def reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def local_reply_address(ctx: MsgContext) -> Address:
+    """Where a reply generated here (sl or tm) to the request of ``ctx`` goes."""
+    from pykemi.runtime.sip.reply import reply_address
+
+    proc = ctx.proc
+    return reply_address(
+        ctx.msg,
+        ctx.src,
+        ctx.proto,
+        force_rport=ctx.force_rport,
+        to_via=proc.reply_to_via,
+        lookup=proc.dns.peek,
+    )
+
+
 def reply(ctx: MsgContext, code: int, reason: str) -> int:
     """Build and send a stateless reply to the current request; 1 or -1."""
-    from pykemi.runtime.sip.reply import make_reply, reply_address
+    from pykemi.runtime.sip.reply import make_reply
 
     msg = ctx.msg
     if not msg.is_request:
@@ -63,10 +78,7 @@ def reply(ctx: MsgContext, code: int, reason: str) -> int:
             extra_headers=reply_headers(ctx, code),
             server=ctx.proc.server_header or None,
         )
-        ip, port = reply_address(msg, ctx.src, ctx.proto)
-        if ctx.force_rport and ctx.proto == "udp":
-            ip, port = ctx.src
-        ctx.send(rpl.to_bytes(), (ip, int(port)))
+        ctx.send(rpl.to_bytes(), local_reply_address(ctx))
     except (OSError, ValueError) as exc:
         klog.err(f"failed to send reply {code} {reason}: {exc}")
         return -1

@@ -13,7 +13,7 @@ from .message import (
     parse_via,
 )
 from .nameaddr import NameAddr, parse_name_addr
-from .reply import gen_to_tag, make_reply, reply_address
+from .reply import gen_to_tag, make_reply, relayed_reply_address, reply_address
 from .uri import SipUri, parse_uri
 
 __all__ = [
@@ -35,5 +35,6 @@ __all__ = [
     "parse_name_addr",
     "parse_uri",
     "parse_via",
+    "relayed_reply_address",
     "reply_address",
 ]

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Callable, Sequence
+
+from pykemi.runtime.core.log import L_ERR, L_WARN, log
 
 from .message import Header, SipMessage, Via
 from .nameaddr import SipParseError, parse_name_addr
 
-__all__ = ["gen_to_tag", "make_reply", "reply_address"]
+__all__ = ["gen_to_tag", "make_reply", "relayed_reply_address", "reply_address"]
+
+SIP_PORT = 5060
+# reply_to_via hosts that could not be used; only the first one is logged (no log flooding)
+_unresolved_logged: list[str] = []
 
 # headers a reply copies from the request, after all the Vias (RFC 3261 8.2.6.2)
 _COPIED = ("from", "to", "call-id", "cseq")
@@ -95,42 +102,83 @@ def make_reply(
 
 
 def reply_address(
-    request: SipMessage, src: tuple[str, int], proto: str = "udp", *, force_rport: bool = False
+    request: SipMessage,
+    src: tuple[str, int],
+    proto: str = "udp",
+    *,
+    force_rport: bool = False,
+    to_via: bool = False,
+    lookup: Callable[[str], str | None] | None = None,
 ) -> tuple[str, int]:
-    """Where a reply to ``request`` goes (RFC 3261 18.2.2 with RFC 3581 rport).
+    """Where a locally generated reply to ``request`` goes (sl, tm), as Kamailio 5.6 does.
 
-    Connection-oriented transports reply to ``src`` (the connection). For UDP:
-    ``maddr`` if present; else the ``received`` address, or ``src``'s IP when
-    ``received`` is absent (18.2.1 says the server adds ``received`` whenever
-    sent-by is a name or differs from the source, so the source IP is what
-    received would hold); port = ``rport`` value, the source port for a bare
-    ``rport``, else the sent-by port or 5060. IPv6 hosts come back without
-    brackets (socket form). Without a usable Via, ``src``. ``force_rport``
-    (Kamailio's force_rport()) treats the Via as if it carried a bare rport.
-    This matches Kamailio's default (sl ``reply_to_via=0``): source IP, and
-    the source port when rport applies.
+    Connection-oriented transports reply to ``src`` (the connection). For UDP the
+    IP is the source IP of the request and the port is the source port when the
+    top Via has ``rport`` (or ``force_rport``, Kamailio's force_rport()), else the
+    Via port or 5060. ``received`` and ``maddr`` in that Via were written by the
+    sender and are never followed (else anyone could direct replies to a third
+    party). ``to_via`` (core ``reply_to_via=1``) uses the Via host instead of the
+    source IP when it is an IP literal or ``lookup`` (a cache, never a resolver:
+    the reply path does not wait for DNS) knows it; otherwise the source IP.
+    Without a usable Via, ``src``. IPv6 hosts come back without brackets.
     """
     if proto.lower() != "udp":
         return src
     via = _top_via(request)
     if via is None:
         return src
-    rport = via.rport
-    if rport:
+    if via.rport is not None or force_rport:
+        port = src[1]
+    else:
+        port = via.port if via.port is not None else SIP_PORT
+    host = src[0]
+    if to_via:
+        host = _via_host_address(via.host, lookup) or host
+    return host.strip("[]"), port
+
+
+def _via_host_address(host: str, lookup: Callable[[str], str | None] | None) -> str | None:
+    """The Via host as an IP: a literal, else what ``lookup`` has; None (logged once) if not."""
+    host = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    ip = lookup(host) if lookup is not None else None
+    if ip is None and not _unresolved_logged:
+        _unresolved_logged.append(host)
+        log(L_WARN, f"reply_to_via: Via host [{host}] is not an IP nor cached: source IP used")
+    return ip
+
+
+def relayed_reply_address(
+    reply: SipMessage, lookup: Callable[[str], str | None] | None = None
+) -> tuple[str, int] | None:
+    """Where a relayed reply goes: the second Via (the first is ours), RFC 3261 18.2.2.
+
+    ``received`` (we added it when we forwarded the request) else the Via host,
+    which must be an IP literal or known to ``lookup`` (a cache: names are not
+    resolved on the reply path); port = ``rport`` value, else the Via port or
+    5060. None (logged) when there is no second Via or its host is unknown.
+    """
+    vias = reply.vias
+    if len(vias) < 2:
+        log(L_ERR, "no 2nd via found in reply")
+        return None
+    via = vias[1]
+    port = via.port if via.port is not None else SIP_PORT
+    if via.rport:
         try:
-            port = int(rport)
+            port = int(via.rport)
         except ValueError:
-            port = src[1]
-    elif rport is not None or force_rport:
-        port = src[1]  # RFC 3581: rport requested but not filled in yet
-    else:
-        port = via.port if via.port is not None else 5060
-    maddr = via.params.get("maddr")
-    if maddr:
-        host = maddr
-        port = via.port if via.port is not None else 5060
-    else:
-        host = via.received or src[0]
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, port
+            log(L_ERR, f"bad rport value [{via.rport}] in 2nd via: Via port used")
+    name = (via.received or via.host).strip("[]")
+    try:
+        return str(ipaddress.ip_address(name)), port
+    except ValueError:
+        pass
+    ip = lookup(name) if lookup is not None else None
+    if ip is None:
+        log(L_ERR, f"2nd via host [{name}] is not an IP nor in the DNS cache: reply dropped")
+        return None
+    return ip, port

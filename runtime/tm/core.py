@@ -18,11 +18,9 @@ Flow of a stateful relay (RFC 3261 16 and 17):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import secrets
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +34,9 @@ from pykemi.runtime.core.context import (
     MsgContext,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
-from pykemi.runtime.modules.sl import reply_headers
+from pykemi.runtime.modules.sl import local_reply_address, reply_headers
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
-from pykemi.runtime.sip.reply import gen_to_tag, make_reply, reply_address
+from pykemi.runtime.sip.reply import gen_to_tag, make_reply
 from pykemi.runtime.sip.uri import parse_uri
 
 from .stats import TmStats
@@ -78,14 +76,6 @@ def _ms(value: Any, default: int) -> float:
         return default / 1000.0
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
 class TM:
     """Transactions of one worker process (state is per worker; dispatch keeps affinity)."""
 
@@ -119,7 +109,6 @@ class TM:
         self.stats = TmStats(router.stats)
         self._pid = 0
         self._sweep: TmTimer | None = None
-        self._dns: dict[str, str | None] = {}
         self._labels = 0
         # branches per transaction, all serial forking legs together
         self.max_total_branches = max(1, router.cfg.get_int("max_branches", 12)) * 4
@@ -158,21 +147,8 @@ class TM:
         return self.timers.now() - txn.created > txn.lifetime
 
     def resolve(self, host: str) -> str | None:
-        host = host.strip("[]")
-        if _is_ip(host):
-            return host
-        if host in self._dns:
-            return self._dns[host]
-        ip: str | None = None
-        try:
-            for fam, _t, _p, _c, sa in socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM):
-                if fam in (socket.AF_INET, socket.AF_INET6):
-                    ip = str(sa[0])
-                    break
-        except (OSError, UnicodeError) as exc:
-            log(L_ERR, f"cannot resolve [{host}]: {exc}", ORIGIN)
-        self._dns[host] = ip
-        return ip
+        """IP of a next hop: the process's bounded, expiring DNS cache (a bounded wait)."""
+        return self.proc.dns.resolve(host)
 
     def next_hop(self, uri: str, proto: str | None = None) -> tuple[str, Address] | None:
         """(proto, address) for a SIP URI (transport param, sips -> tls, default ports)."""
@@ -263,7 +239,7 @@ class TM:
             src=ctx.src,
             proto=ctx.proto,
             send=ctx.send,
-            reply_addr=reply_address(msg, ctx.src, ctx.proto, force_rport=ctx.force_rport),
+            reply_addr=local_reply_address(ctx),
             call_id=str(msg.call_id),
             cseq_num=cseq[0],
             created=self.timers.now(),
