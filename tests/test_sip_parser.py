@@ -18,6 +18,9 @@ from pykemi.runtime.sip import (
     parse_name_addr,
 )
 from pykemi.runtime.sip.headers import canonical_name, compact_form, header_key
+from pykemi.runtime.sip.nameaddr import split_unquoted
+
+from .fuzz.fuzz_sip import H1_SHAPES, h1_message, parse_seconds
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sip"
 
@@ -516,3 +519,27 @@ def test_frame_length() -> None:
     assert frame_length(b"") is None
     with pytest.raises(SipParseError, match="bad Content-Length"):
         frame_length(b"OPTIONS sip:a SIP/2.0\r\nl: x\r\n\r\n")
+
+
+# -- H1 (issue 13): linear-time header parameter and list splitting ---------------------------
+
+
+@pytest.mark.parametrize("shape", sorted(H1_SHAPES))
+def test_hostile_separators_parse_in_linear_time(shape: str) -> None:
+    # one unmatched '<' (or '"') then ~64 KB of ';' or ',' took 1-2 s in top_via/From/Contact
+    data = h1_message(shape)
+    elapsed = min(parse_seconds(data), parse_seconds(data))  # best of two: not a hiccup
+    assert elapsed < 0.2, f"{shape}: {elapsed:.2f} s for {len(data)} bytes"
+
+
+def test_split_unquoted_respects_quotes_and_angles() -> None:
+    assert split_unquoted("a,b", ",") == ["a", "b"]
+    assert split_unquoted("a,", ",") == ["a", ""]
+    assert split_unquoted(",", ",") == ["", ""]
+    assert split_unquoted("<sip:a;b,c>;x, <d>", ",") == ["<sip:a;b,c>;x", " <d>"]
+    assert split_unquoted("<sip:a;b>;x;y", ";") == ["<sip:a;b>", "x", "y"]
+    assert split_unquoted('"a,\\",b" <u,v>, c', ",") == ['"a,\\",b" <u,v>', " c"]
+    assert split_unquoted('x;"a;b', ";") == ["x", '"a;b']  # unterminated: to the end
+    assert split_unquoted("x;<a;b", ";") == ["x", "<a;b"]
+    assert split_unquoted("a>;b", ";") == ["a>", "b"]  # a stray '>' is text
+    assert split_unquoted("a\\;b", ";") == ["a\\", "b"]  # '\\' escapes only inside quotes

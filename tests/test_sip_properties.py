@@ -21,6 +21,8 @@ from pykemi.runtime.sip import (
 )
 from pykemi.runtime.sip.headers import COMPACT_FORMS, header_key
 
+from .fuzz.fuzz_sip import filled_message, parse_seconds
+
 FIXTURES = Path(__file__).parent / "fixtures" / "sip"
 SEEDS = [
     p.read_text(encoding="utf-8").replace("\n", "\r\n").encode()
@@ -123,6 +125,33 @@ def test_pathological_inputs_are_fast() -> None:
         except SipParseError:
             pass
         assert time.perf_counter() - start < 1.0
+
+
+@st.composite
+def hostile_shapes(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """(header text, filler): a header opened by a delimiter, then a repeated filler (H1)."""
+    name = draw(st.sampled_from(["Via", "v", "Contact", "From", "To", "Route", "X-A"]))
+    value = draw(st.sampled_from(["SIP/2.0/UDP 1.2.3.4;", "<sip:a@b>;", "sip:a@b;", "", "a "]))
+    opener = draw(st.sampled_from(["<", '"', "", "<<", '<"', '"<', ">"]))
+    filler = draw(st.text(alphabet=';,<>"\\ a=', min_size=1, max_size=4))
+    return (name + ": " + value + opener).encode(), filler.encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(hostile_shapes())
+def test_parse_time_grows_linearly(shape: tuple[bytes, bytes]) -> None:
+    # H1 (issue 13): 16x the input may cost ~16x the time, not 256x (x20: fixed costs, noise)
+    small, large = filled_message(*shape, 4096), filled_message(*shape, 65536)
+
+    def ratio() -> float:
+        t_small = min(parse_seconds(small) for _ in range(3))
+        t_large = min(parse_seconds(large) for _ in range(3))
+        return t_large / max(t_small, 1e-5)
+
+    r = ratio()
+    if r > 20:
+        r = ratio()  # again: one burst of load on the machine is not a finding
+    assert r <= 20, f"64 KB costs {r:.0f}x a 4 KB input of the same shape {shape!r}"
 
 
 # -- (2) generated valid messages round-trip ----------------------------------------------------

@@ -626,6 +626,7 @@ def _headers_fast(text: str, nlines: int) -> list[Header] | None:
 def _headers_by_line(lines: list[str]) -> list[Header]:
     """Header lines (after the first) to Headers: LF or CRLF, folding, names validated."""
     headers: list[Header] = []
+    folded: list[str] = []  # continuations of headers[-1], joined once (no O(n^2) concatenation)
     valid_names = _VALID_NAMES
     lineno = 1
     for line in lines[1:]:
@@ -640,9 +641,10 @@ def _headers_by_line(lines: list[str]) -> list[Header]:
                 raise SipParseError(f"line {lineno}: continuation line without a header: {line!r}")
             cont = line.strip(" \t")
             if cont:
-                h = headers[-1]
-                h.value = h.value + " " + cont if h.value else cont
+                folded.append(cont)
             continue
+        if folded:
+            _unfold(headers[-1], folded)
         colon = line.find(":")
         if colon < 0:
             raise SipParseError(f"line {lineno}: header without colon: {line!r}")
@@ -656,7 +658,17 @@ def _headers_by_line(lines: list[str]) -> list[Header]:
             if len(name) == colon and len(valid_names) < _VALID_NAMES_MAX:
                 valid_names[name] = key
         headers.append(Header(name, line[colon + 1 :].strip(" \t"), key))
+    if folded:
+        _unfold(headers[-1], folded)
     return headers
+
+
+def _unfold(header: Header, folded: list[str]) -> None:
+    """Append the continuation lines to the value, one space between pieces; empties ``folded``."""
+    if header.value:
+        folded.insert(0, header.value)
+    header.value = " ".join(folded)
+    folded.clear()
 
 
 def _parse(data: bytes) -> SipMessage:
@@ -732,6 +744,13 @@ def frame_length(buf: bytes) -> int | None:
     caller skips a frame that is only CR/LF). A missing Content-Length counts
     as 0. Raises SipParseError for a bad Content-Length or an oversized message.
     """
+    total = frame_total(buf)
+    return total if total is not None and len(buf) >= total else None
+
+
+def frame_total(buf: bytes) -> int | None:
+    """Like :func:`frame_length`, but known as soon as the header block is complete (the body
+    may still be missing): a stream reader then waits for that many bytes without rescanning."""
     n = len(buf)
     start = 0
     while start < n and buf[start] in (13, 10):
@@ -760,4 +779,4 @@ def frame_length(buf: bytes) -> int | None:
     total = body_start + length
     if total > MAX_MESSAGE_SIZE:
         raise SipParseError(f"message too large: {total} bytes (limit {MAX_MESSAGE_SIZE})")
-    return total if n >= total else None
+    return total

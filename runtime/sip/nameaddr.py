@@ -2,12 +2,15 @@
 comma/semicolon splitting that respects quotes and ``<...>``, host:port, and
 name-addr (``"Display" <uri>;params``) values of From/To/Contact/Route.
 
-These run on the hot path (From/To tags, Via), so the common case (no quotes)
-uses ``str.split``/``str.find`` only and falls back to a character loop just
-when a quoted string is present.
+These run on the hot path (From/To tags, Via), so the common case (no quotes,
+no ``<``) uses ``str.split``/``str.find`` only; every path is linear in the
+input (issue 13, H1), whatever a peer puts between the separators.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 __all__ = [
     "NameAddr",
@@ -26,54 +29,42 @@ class SipParseError(ValueError):
     """A SIP message, header or URI that cannot be parsed; the text says what and where."""
 
 
-def _split_quoted(text: str, sep: str) -> list[str]:
-    # slow path: a quoted string may hide separators and escaped quotes
-    out: list[str] = []
-    start = 0
-    in_quote = False
-    in_angle = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
-                in_quote = False
-        elif ch == '"':
-            in_quote = True
-        elif ch == "<":
-            in_angle = True
-        elif ch == ">":
-            in_angle = False
-        elif ch == sep and not in_angle:
-            out.append(text[start:i])
-            start = i + 1
-        i += 1
-    out.append(text[start:])
-    return out
+# One element of a list split on SEP: runs of plain text, quoted strings (backslash escapes,
+# unterminated: to the end) and <...> (unterminated: to the end), then SEP or the end. Every
+# character is consumed by exactly one alternative and the tail always matches, so the
+# regex never backtracks: one linear scan in C however the quotes and angles are placed
+# (H1, issue 13: re-joining pieces and recounting '<' was O(n^2)).
+_QUOTED_BODY = r'[^"\\]*(?:\\[\s\S][^"\\]*)*'  # unrolled: no two ways to match a text
+_ELEMENT = r'((?:[^{sep}"<]+|"' + _QUOTED_BODY + r'"?|<[^>]*>?)*)({sep}|\Z)'
+_SPLITTERS: dict[str, Callable[[str], list[tuple[str, str]]]] = {}
+_QUOTED = re.compile('"(' + _QUOTED_BODY + ')"')
+_ESCAPED = re.compile(r"\\([\s\S])")
+
+
+def _splitter(sep: str) -> Callable[[str], list[tuple[str, str]]]:
+    find = _SPLITTERS.get(sep)
+    if find is None:
+        if len(sep) != 1 or sep in '"<>\\':
+            raise ValueError(f"unsupported separator {sep!r}")
+        find = re.compile(_ELEMENT.format(sep=re.escape(sep))).findall
+        _SPLITTERS[sep] = find
+    return find
 
 
 def split_unquoted(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside quoted strings and ``<...>`` (pieces are not stripped)."""
-    if '"' in text:
-        return _split_quoted(text, sep)
-    pieces = text.split(sep)
-    if "<" not in text or len(pieces) == 1:
-        return pieces
-    # re-join pieces cut inside <...> (a URI may carry ';' params and, escaped-less, ',')
-    out: list[str] = []
-    acc: str | None = None
-    for piece in pieces:
-        acc = piece if acc is None else acc + sep + piece
-        if acc.count("<") <= acc.count(">"):
-            out.append(acc)
-            acc = None
-    if acc is not None:
-        out.append(acc)
-    return out
+    """Split on ``sep`` outside quoted strings and ``<...>`` (pieces are not stripped).
+
+    An unterminated quoted string or ``<`` runs to the end of the text. Linear time.
+    """
+    # performance: a single value (one Contact) or a plain parameter list need no scan
+    if sep not in text:
+        return [text]
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
+    found = _splitter(sep)(text)
+    if len(found) > 1 and not found[-2][1]:
+        found.pop()  # the empty match findall also reports at the very end
+    return [piece for piece, _ in found]
 
 
 def parse_params(text: str) -> dict[str, str | None]:
@@ -211,24 +202,12 @@ def parse_name_addr(value: str) -> NameAddr:
         if not rest.startswith("<"):
             raise SipParseError(f"expected '<' after display name in {value!r}")
     elif s[0] == '"':
-        # quoted display name with backslash escapes
-        i = 1
-        n = len(s)
-        chars: list[str] = []
-        while True:
-            if i >= n:
-                raise SipParseError(f"unterminated quoted display name in {value!r}")
-            ch = s[i]
-            if ch == "\\" and i + 1 < n:
-                chars.append(s[i + 1])
-                i += 2
-                continue
-            if ch == '"':
-                break
-            chars.append(ch)
-            i += 1
-        display = "".join(chars)
-        rest = s[i + 1 :].lstrip(" \t")
+        # quoted display name with backslash escapes: one regex scan, one substitution
+        quoted = _QUOTED.match(s)
+        if quoted is None:
+            raise SipParseError(f"unterminated quoted display name in {value!r}")
+        display = _ESCAPED.sub(r"\1", quoted.group(1))
+        rest = s[quoted.end() :].lstrip(" \t")
         if not rest.startswith("<"):
             raise SipParseError(f"expected '<' after display name in {value!r}")
     else:

@@ -9,8 +9,13 @@ Contract checked on every input:
   line, headers and body, and serialises to the same bytes (a fixed point);
 * a URI / name-addr that parses prints to a text that parses to the same text.
 
-Any other exception is a crash (libFuzzer writes the input to ``crash-*``); a slow
-input is a hang (``-timeout``). Run it through ``nox -s fuzz`` or directly::
+* parsing plus the hot accessors the router calls on every message (``HOT_ACCESSORS``)
+  takes at most ``PARSE_BUDGET`` (50 ms) per input, timed twice so one scheduler hiccup
+  is not a failure: a super-linear parser path shows up as a crash long before it is a
+  hang.
+
+Any other exception is a crash (libFuzzer writes the input to ``crash-*``); an input
+slower than ``-timeout`` is a hang. Run it through ``nox -s fuzz`` or directly::
 
     python tests/fuzz/fuzz_sip.py build/fuzz/corpus tests/fuzz/corpus \\
         -dict=tests/fuzz/sip.dict -max_total_time=60 -timeout=5
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from typing import Any
 
 try:
@@ -38,6 +44,7 @@ _instrumented: Any = (
 )
 with _instrumented:
     from pykemi.runtime.sip import (
+        MAX_MESSAGE_SIZE,
         SipParseError,
         frame_length,
         gen_to_tag,
@@ -48,6 +55,66 @@ with _instrumented:
     )
 
 _HELPERS = ("vias", "top_via", "cseq", "from_addr", "to_addr", "contacts", "parsed_ruri")
+# what the router reads from every message it handles (replies need the top Via, tm the tags)
+HOT_ACCESSORS = (
+    "top_via", "vias", "from_tag", "to_tag", "from_uri", "to_uri", "contacts", "call_id", "cseq",
+    "parsed_ruri",
+)  # fmt: skip
+PARSE_BUDGET = 0.050  # seconds for one input of up to MAX_MESSAGE_SIZE bytes (issue 13, H1)
+
+# H1 (issue 13): one unmatched '<' before many separators made parameter splitting O(n^2).
+# name -> (header text up to the filler, filler byte); seeds in corpus/h1_*.sip
+H1_SHAPES: dict[str, tuple[bytes, bytes]] = {
+    "via_semicolons": (b"Via: SIP/2.0/UDP 1.2.3.4;<", b";"),
+    "via_commas": (b"Via: SIP/2.0/UDP 1.2.3.4;<", b","),
+    "contact_commas": (b"Contact: <", b","),
+    "contact_params": (b"Contact: <sip:a@b>;<", b";"),
+    "from_params": (b"From: <sip:a@b>;<", b";"),
+    "to_bare_params": (b"To: sip:a@b;<", b";"),
+    "via_quote": (b'Via: SIP/2.0/UDP 1.2.3.4;x="', b";"),
+    "contact_quote_commas": (b'Contact: "', b","),
+}
+
+
+def filled_message(header: bytes, filler: bytes, size: int) -> bytes:
+    """An OPTIONS of about ``size`` bytes: ``header`` then ``filler`` repeated to fill it."""
+    head = b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\nCall-ID: h1\r\n" + header
+    return head + filler * ((size - len(head) - 4) // len(filler)) + b"\r\n\r\n"
+
+
+def h1_message(shape: str, size: int = MAX_MESSAGE_SIZE) -> bytes:
+    """An OPTIONS of ``size`` bytes whose ``shape`` header (H1_SHAPES) fills the rest."""
+    return filled_message(*H1_SHAPES[shape], size)
+
+
+def parse_and_touch(data: bytes) -> None:
+    """Parse and read every hot accessor; SipParseError anywhere is an allowed outcome."""
+    try:
+        msg = parse_message(data)
+    except SipParseError:
+        return
+    for attr in HOT_ACCESSORS:
+        try:
+            getattr(msg, attr)
+        except SipParseError:
+            pass
+
+
+def parse_seconds(data: bytes) -> float:
+    """CPU time of ``parse_and_touch(data)`` (CPU, not wall: other processes do not count)."""
+    start = time.process_time()
+    parse_and_touch(data)
+    return time.process_time() - start
+
+
+def _check_time(data: bytes) -> None:
+    if parse_seconds(data) <= PARSE_BUDGET:
+        return
+    elapsed = parse_seconds(data)  # again: one scheduler hiccup is not a finding
+    assert elapsed <= PARSE_BUDGET, (
+        f"slow input: {elapsed * 1000:.0f} ms to parse {len(data)} bytes and read the hot "
+        f"accessors (budget {PARSE_BUDGET * 1000:.0f} ms): a super-linear parser path?"
+    )
 
 
 def _check_uri(text: str) -> None:
@@ -101,6 +168,7 @@ def _check_message(data: bytes) -> None:
 
 def TestOneInput(data: bytes) -> None:
     """One fuzz input: the whole buffer as a message and a stream; its text as URI/name-addr."""
+    _check_time(data)
     _check_message(data)
     try:
         n = frame_length(data)
