@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pykemi.runtime.sip.message import SipMessage, parse_message
 from pykemi.runtime.usrloc import DEFAULTS as UL_DEFAULTS
 from pykemi.runtime.usrloc import MemoryStore, SqliteStore, location_store
 
+from .harness import router
 from .modhelpers import crlf, make_ctx, request
 
 
@@ -327,3 +329,44 @@ def test_durable_sqlite_db_url(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "loc.db") as db:
         rows = db.execute("SELECT username, contact FROM location").fetchall()
     assert rows == [("alice", "sip:alice@10.0.0.1:5062")]
+
+
+def _exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``data`` (its Via gets rport: the reply comes back here) and read the reply."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        s.sendto(data.replace(b";branch=", b";rport;branch=", 1), ("127.0.0.1", port))
+        return s.recvfrom(65535)[0]
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_non_utf8_register_and_lookup_over_the_wire(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 (0xff, handed over surrogate-escaped) in the Contact, the
+    User-Agent and the AOR are stored and looked up as they came, like Kamailio does with
+    its byte strings: replies, no exception in the worker, the next REGISTER works."""
+    (tmp_path / "script.lua").write_text(LUA, encoding="utf-8")
+    cfg = tmp_path / "k.cfg"
+    mods = "".join(f'loadmodule "{m}.so"\n' for m in ("sl", "kemix", "usrloc", "registrar"))
+    cfg.write_text(
+        "#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=LISTEN\n"
+        'kemi.rpc_socket="none"\n' + mods + 'loadmodule "app_lua.so"\n'
+        'modparam("app_lua", "load", "script.lua")\ncfgengine "lua"\n'
+    )
+    odd = register("<sip:al\x01ice@10.0.0.1:5062>", extra="User-Agent: ph\x02one\n")
+    odd = odd.replace(b"\x01", b"\xff").replace(b"\x02", b"\xfe")
+    odd_aor = register(aor="sip:b\x01ob@example.com", callid="reg-b").replace(b"\x01", b"\xff")
+    with router(cfg, tmp_path) as r:
+        rpl = _exchange(r.port, odd)
+        assert rpl.startswith(b"SIP/2.0 200 "), rpl
+        assert b"Contact: <sip:al\xffice@10.0.0.1:5062>;expires=" in rpl
+        rpl = _exchange(r.port, request("INVITE", "sip:alice@example.com"))
+        assert rpl.startswith(b"SIP/2.0 302 ") and b"<sip:al\xffice@10.0.0.1:5062>" in rpl, rpl
+        assert _exchange(r.port, odd_aor).startswith(b"SIP/2.0 200 ")
+        rpl = _exchange(
+            r.port, request("INVITE", "sip:b\x01ob@example.com").replace(b"\x01", b"\xff")
+        )
+        assert rpl.startswith(b"SIP/2.0 302 ") and b"<sip:alice@10.0.0.1:5062>" in rpl, rpl
+        assert _exchange(r.port, register(cseq=2)).startswith(b"SIP/2.0 200 ")
+        log = r.log
+    assert "Traceback" not in log and "ERROR" not in log, log

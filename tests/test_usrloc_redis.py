@@ -106,3 +106,14 @@ def test_htable_shared_through_redis(redis_url: str) -> None:
     assert htable.sht_get(a, "ipban", "192.0.2.1") == 2  # type: ignore[arg-type]
     ex = htable._pv_shtex(a, type("S", (), {"inner": "ipban=>192.0.2.1"})())  # type: ignore[arg-type]
     assert ex is not None and 290 < ex <= 300
+
+
+def test_non_utf8_aor_and_contact_round_trip(tmp_path: Path, redis_url: str) -> None:
+    """Message bytes that are not UTF-8 (surrogate-escaped by the parser) are kept as sent."""
+    extra = f'modparam("usrloc", "db_url", "{redis_url}")'
+    r = make_router(tmp_path, extra)
+    odd = register("<sip:al\x01ice@10.0.0.1>", aor="sip:b\x01ob@example.com")
+    assert route(r, odd.replace(b"\x01", b"\xff")).status == 200
+    rpl = route(r, request("INVITE", "sip:b\x01ob@example.com").replace(b"\x01", b"\xff"))
+    assert rpl.status == 302 and rpl.to_bytes().count(b"<sip:al\xffice@10.0.0.1>") == 1
+    assert location_store(r.proc).aors("location") == ["b\udcffob"]  # use_domain=0

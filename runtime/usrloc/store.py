@@ -183,9 +183,9 @@ class SqliteStore(Store):
         cur = db.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM {table} WHERE aor = ? "
             "AND (expires = 0 OR expires > ?)",
-            (aor, now),
+            (_to_sql(aor), now),
         )
-        return sort_contacts([Contact(**dict(zip(_COLUMNS, row, strict=True))) for row in cur])
+        return sort_contacts([_contact(row) for row in cur])
 
     def get(self, table: str, aor: str) -> list[Contact]:
         try:
@@ -203,12 +203,12 @@ class SqliteStore(Store):
             raise StoreError(str(exc)) from exc
         try:
             new, result = fn(self._rows(db, table, aor))
-            db.execute(f"DELETE FROM {table} WHERE aor = ?", (aor,))
+            db.execute(f"DELETE FROM {table} WHERE aor = ?", (_to_sql(aor),))
             if new:
                 marks = ", ".join("?" for _ in _COLUMNS)
                 db.executemany(
                     f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES ({marks})",
-                    [tuple(getattr(c, k) for k in _COLUMNS) for c in new],
+                    [tuple(_to_sql(getattr(c, k)) for k in _COLUMNS) for c in new],
                 )
             db.execute("COMMIT")
             return result
@@ -229,7 +229,7 @@ class SqliteStore(Store):
                 f"SELECT DISTINCT aor FROM {table} WHERE expires = 0 OR expires > ? ORDER BY aor",
                 (int(time.time()),),
             )
-            return [str(r[0]) for r in cur]
+            return [_from_sql(r[0]) for r in cur]
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -238,13 +238,13 @@ class SqliteStore(Store):
             db = self._db()
             self._ensure(db, table)
             row = db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {table} WHERE ruid = ?", (ruid,)
+                f"SELECT {', '.join(_COLUMNS)} FROM {table} WHERE ruid = ?", (_to_sql(ruid),)
             ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
         if row is None:
             return None
-        c = Contact(**dict(zip(_COLUMNS, row, strict=True)))
+        c = _contact(row)
         return c if c.alive(time.time()) else None
 
     def purge(self) -> int:
@@ -277,6 +277,25 @@ _INT_COLS = {
 }  # fmt: skip
 
 
+def _to_sql(value: Any) -> Any:
+    """SQLite text must be UTF-8: a string carrying message bytes that are not (the parser
+    hands them over surrogate-escaped) is stored as a BLOB of exactly those bytes."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _from_sql(value: Any) -> Any:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _contact(row: tuple[Any, ...]) -> Contact:
+    return Contact(**{k: _from_sql(v) for k, v in zip(_COLUMNS, row, strict=True)})
+
+
 # ---------------------------------------------------------------------------
 # Redis (shared by several pykemi instances)
 
@@ -302,7 +321,10 @@ class RedisStore(Store):
         pid = os.getpid()
         if self._client is None or self._pid != pid:
             self._client = self._redis_mod.Redis.from_url(
-                self.url, socket_timeout=2.0, socket_connect_timeout=2.0
+                self.url,
+                socket_timeout=2.0,
+                socket_connect_timeout=2.0,
+                encoding_errors="surrogateescape",  # AORs with non-UTF-8 message bytes
             )
             self._pid = pid
         return self._client
@@ -356,7 +378,7 @@ class RedisStore(Store):
         try:
             out = []
             for k in self._r().scan_iter(match=head.replace("*", r"\*") + "*", count=500):
-                key = k.decode() if isinstance(k, bytes) else str(k)
+                key = k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else str(k)
                 out.append(key[len(head) :])
             return sorted(a for a in out if self.get(table, a))
         except self._redis_mod.RedisError as exc:
