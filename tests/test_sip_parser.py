@@ -301,7 +301,13 @@ ERRORS: list[tuple[bytes, str]] = [
     (b"OPTIONS sip:a@b SIP/2.0\r\n folded\r\n\r\n", "line 2: continuation line without a header"),
     (b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n", "line 2: bad header name 'Bad Name'"),
     (b"OPTIONS sip:a@b SIP/2.0\r\n: x\r\n\r\n", "line 2: bad header name ''"),
-    (b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\r\n\r\r\n\r\n", "line 3: header without colon: '\\r'"),
+    (b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\r\n\r\r\n\r\n", "line 3: bare CR"),
+    # L5 (issue 13): a CR not followed by LF ends a line for some parsers, not for others
+    (b"OPTIONS sip:a@b SIP/2.0\r\nX-A: a\rX-B: b\r\n\r\n", "line 2: bare CR (no LF after it)"),
+    (b"OPTIONS sip:a@b SIP/2.0\r\nX-A: a\r\n b\rX-B: c\r\n\r\n", "line 3: bare CR"),
+    (b"OPTIONS sip:a@b SIP/2.0\nTo: <sip:b@c>\rX-B: b\n\n", "line 2: bare CR"),
+    (b"OPTIONS sip:a@b SIP/2.0\r\nX-A: a\r\r\n\r\n", "line 2: bare CR"),
+    (b"SIP/2.0 200 O\rK\r\nX-A: a\r\n\r\n", "line 1: bare CR"),
     (
         b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc",
         "Content-Length 10 larger than body 3",
@@ -543,3 +549,14 @@ def test_split_unquoted_respects_quotes_and_angles() -> None:
     assert split_unquoted("x;<a;b", ";") == ["x", "<a;b"]
     assert split_unquoted("a>;b", ";") == ["a>", "b"]  # a stray '>' is text
     assert split_unquoted("a\\;b", ";") == ["a\\", "b"]  # '\\' escapes only inside quotes
+
+
+def test_bare_lf_ends_a_header_line() -> None:
+    # L5 (issue 13): as in Kamailio, a lone LF ends the line (a fold when whitespace follows),
+    # so it never stays inside a value and the output has CRLF only
+    raw = b"OPTIONS sip:a@b SIP/2.0\r\nX-A: a\nX-B: b\r\nX-C: c\n d\r\n\r\n"
+    msg = parse_message(raw)
+    assert [(h.name, h.value) for h in msg.headers] == [("X-A", "a"), ("X-B", "b"), ("X-C", "c d")]
+    out = msg.to_bytes()
+    assert b"X-A: a\r\nX-B: b\r\nX-C: c d\r\n" in out
+    assert out.count(b"\n") == out.count(b"\r\n") and out.count(b"\r") == out.count(b"\r\n")

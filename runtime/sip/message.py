@@ -597,6 +597,14 @@ def _find_head_end(data: bytes) -> tuple[int, int]:
     return -1, -1
 
 
+def _check_no_cr(line: str, lineno: int) -> None:
+    # L5 (issue 13): a CR not followed by LF ends the line for some parsers and not for
+    # others; kept in a value and forwarded it could smuggle a header past us. RFC 3261 allows
+    # CR only in CRLF, so the message is rejected (a lone LF is a line end, as in Kamailio).
+    if "\r" in line:
+        raise SipParseError(f"line {lineno}: bare CR (no LF after it) in {line!r}")
+
+
 def _headers_fast(text: str, nlines: int) -> list[Header] | None:
     """Headers of the usual message, or None to take the line-by-line loop (performance).
 
@@ -609,8 +617,8 @@ def _headers_fast(text: str, nlines: int) -> list[Header] | None:
     if "\n " in text or "\n\t" in text:
         return None  # folded lines
     lines = text.split("\r\n")
-    if len(lines) != nlines:
-        return None  # a bare LF somewhere
+    if len(lines) != nlines or text.count("\r") != nlines - 1:
+        return None  # a bare LF (a line end) or a bare CR (an error) somewhere
     valid_names = _VALID_NAMES
     headers: list[Header] = []
     append = headers.append
@@ -633,6 +641,7 @@ def _headers_by_line(lines: list[str]) -> list[Header]:
         lineno += 1
         if line[-1:] == "\r":
             line = line[:-1]
+        _check_no_cr(line, lineno)
         if not line:
             raise SipParseError(f"line {lineno}: unexpected empty line")
         c0 = line[0]
@@ -693,6 +702,7 @@ def _parse(data: bytes) -> SipMessage:
     first = lines[0]
     if first[-1:] == "\r":
         first = first[:-1]
+    _check_no_cr(first, 1)
     if not first.strip():
         raise SipParseError("line 1: empty first line")
     method, ruri, status, reason, version = _parse_first_line(first)
