@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +112,35 @@ def test_allow_trusted(db_url: str) -> None:
     ctx = ctx_from(proc, ("192.0.2.7", 5060), raw)
     assert perm.allow_trusted(ctx) == 1
     assert ctx.extra["avps"]["peer"] == ["t-alice", "t-carol"]
+
+
+def test_trusted_patterns_are_linear_time_and_bad_ones_skipped(db_url: str) -> None:
+    """M6: a backtracking pattern in the trusted table cannot stall the worker (RE2)."""
+    log = io.StringIO()
+    old, LOG.stream = LOG.stream, log
+    rows = [("^sip:(a|aa)+@x$", None), (None, "(a*)*b$"), ("(a)\\1", None)]
+    Database(db_url).execute(
+        insert(schema.trusted).values(
+            [
+                {"src_ip": "192.0.2.50", "proto": "any", "from_pattern": f, "ruri_pattern": r,
+                 "tag": f"t{i}", "priority": 9 - i}
+                for i, (f, r) in enumerate(rows)
+            ]
+        )
+    )  # fmt: skip
+    aaa = "a" * 40
+    raw = request("INVITE", f"sip:{aaa}@example.com").replace(
+        b"sip:alice@atlanta.example.com", f"sip:{aaa}@y".encode()
+    )
+    try:
+        for mode in (0, 1):
+            proc = proc_with(db_url, db_mode=mode)
+            start = time.monotonic()
+            assert perm.allow_trusted(ctx_from(proc, ("192.0.2.50", 5060), raw)) == -1
+            assert time.monotonic() - start < 0.5  # Python's re needed minutes
+    finally:
+        LOG.stream = old
+    assert "invalid from_pattern: bad regular expression [(a)\\1]" in log.getvalue()
 
 
 def test_reload_picks_up_changes(db_url: str) -> None:

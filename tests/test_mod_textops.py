@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import textops as t
 from pykemi.runtime.modules import textopsx as tx
@@ -285,6 +287,14 @@ def test_textopsx_hf_values() -> None:
     assert not ctx.msg.has("X-Foo")
     assert tx.remove_hf_value(ctx, "X-Foo") == -1
     assert tx.assign_hf_value(ctx, "bad name[", "x") == -1
+
+
+def test_textopsx_header_spec_parsing_is_linear() -> None:
+    """A long NAME then blanks (no valid spec) is refused at once, not in quadratic time."""
+    ctx, _ = make_ctx()
+    start = time.monotonic()
+    assert tx.assign_hf_value(ctx, "a" * 32000 + " " * 32000 + "#", "x") == -1
+    assert time.monotonic() - start < 0.5
 
 
 def test_textopsx_hf_value2() -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import os
-import re
 import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.regex import compile_logged
 from pykemi.runtime.usrloc import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, RedisKv, SqliteKv, Value
 from pykemi.runtime.usrloc.store import StoreError, new_shared_file
@@ -303,40 +304,31 @@ def sht_reset(ctx: MsgContext, htname: str) -> int:
     return 1
 
 
-def _op_match(op: str, text: str, val: str) -> bool | None:
-    """Kamailio's match operators; None for an unknown one."""
-    if op == "eq":
-        return text == val
-    if op == "ne":
-        return text != val
-    if op == "re":
-        try:
-            return re.search(val, text) is not None
-        except re.error:
-            return None
-    if op == "sw":
-        return text.startswith(val)
-    if op == "ew":
-        return text.endswith(val)
-    if op == "in":
-        return val in text
-    if op == "fm":
-        return fnmatch.fnmatchcase(text, val)
-    return None
+def _matcher(op: str, val: str) -> Callable[[str], bool] | None:
+    """Kamailio's match operators as a test on a name or value; None (logged) if bad."""
+    if op == "re":  # regcomp(REG_EXTENDED|REG_ICASE|REG_NEWLINE) in Kamailio; RE2 here
+        rx = compile_logged(val, MOD)
+        return None if rx is None else lambda text: rx.search(text) is not None
+    tests: dict[str, Callable[[str], bool]] = {
+        "eq": lambda text: text == val,
+        "ne": lambda text: text != val,
+        "sw": lambda text: text.startswith(val),
+        "ew": lambda text: text.endswith(val),
+        "in": lambda text: val in text,
+        "fm": lambda text: fnmatch.fnmatchcase(text, val),
+    }
+    test = tests.get(op)
+    if test is None:
+        klog.err(f"htable: unknown match operator [{op}]")
+    return test
 
 
 def _select(ctx: MsgContext, tname: str, op: str, val: str, on_value: bool) -> list[str] | None:
     found = _table(ctx, tname)
     if found is None:
         return None
-    if op == "re":
-        try:
-            re.compile(val)
-        except re.error as exc:
-            klog.err(f"htable: bad regular expression [{val}]: {exc}")
-            return None
-    elif _op_match(op, "", "") is None:
-        klog.err(f"htable: unknown match operator [{op}]")
+    test = _matcher(op, val)
+    if test is None:
         return None
     try:
         items = found[0].store.items(tname)
@@ -345,10 +337,12 @@ def _select(ctx: MsgContext, tname: str, op: str, val: str, on_value: bool) -> l
         return None
     out = []
     for key, value, _exp in items:
-        text = str(value) if on_value else key
-        if on_value and not isinstance(value, str):
-            continue  # value matching is on string values only
-        if _op_match(op, text, val):
+        text = key
+        if on_value:
+            if not isinstance(value, str):
+                continue  # value matching is on string values only
+            text = value
+        if test(text):
             out.append(key)
     return out
 

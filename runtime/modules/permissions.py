@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import mmap
-import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import column, select, table
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.regex import Regex, RegexError, compile_pattern
 from pykemi.runtime.db.engine import Database, DbError, dispose_all, module_db
 from pykemi.runtime.db.url import DbUrlError
 from pykemi.runtime.modules.corex import module_params, register_params
@@ -105,8 +105,8 @@ class AddressTable:
 class TrustedRow:
     src_ip: str
     proto: str
-    from_re: re.Pattern[str] | None
-    ruri_re: re.Pattern[str] | None
+    from_re: Regex | None
+    ruri_re: Regex | None
     tag: str | None
     priority: int
 
@@ -184,13 +184,14 @@ def load_address(db: Database, p: dict[str, Any]) -> AddressTable:
     return out
 
 
-def _compile(pattern: Any, what: str) -> re.Pattern[str] | None:
+def _compile(pattern: Any, what: str) -> Regex | None:
+    """A trusted-table pattern: case-sensitive, no line mode, as Kamailio's regcomp; RE2."""
     if pattern is None or pattern == "":
         return None
     try:
-        return re.compile(str(pattern))
-    except re.error as exc:
-        raise ValueError(f"invalid {what} regex [{pattern}]: {exc}") from None
+        return compile_pattern(str(pattern), icase=False, newline=False)
+    except RegexError as exc:
+        raise ValueError(f"invalid {what}: {exc}") from None
 
 
 def load_trusted(db: Database, p: dict[str, Any], src_ip: str | None = None) -> list[TrustedRow]:

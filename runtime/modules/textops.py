@@ -4,9 +4,8 @@ Kamailio applies these through lumps when the message is sent; here a
 change is made at once: the message is serialised, the text changed and
 the result parsed back into the same ``SipMessage`` object (Content-Length
 fixed to the new body), so later reads see it. Regular expressions are
-POSIX extended in Kamailio; Python's ``re`` is used after translating the
-POSIX bracket classes (``[[:digit:]]``), and the Kamailio compile flags
-(REG_ICASE, REG_NEWLINE) are mapped to IGNORECASE / MULTILINE.
+POSIX extended in Kamailio; here they are compiled by RE2 (linear-time
+matching) with Kamailio's compile flags, see ``pykemi.runtime.core.regex``.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.pv import format_pv, set_pv
+from pykemi.runtime.core.regex import Match, Regex, compile_logged
 from pykemi.runtime.modules.hdr import parse_header_lines
 from pykemi.runtime.sip.headers import header_key
 from pykemi.runtime.sip.message import SipMessage, parse_message
@@ -30,81 +30,13 @@ ENC = "surrogateescape"
 DEFAULT_BOUNDARY = "unique-boundary-1"
 
 # ---------------------------------------------------------------------------
-# regular expressions
-
-_POSIX_CLASSES = {
-    "alpha": "A-Za-z",
-    "digit": "0-9",
-    "alnum": "A-Za-z0-9",
-    "upper": "A-Z",
-    "lower": "a-z",
-    "space": r" \t\r\n\v\f",
-    "blank": r" \t",
-    "punct": r"!-/:-@\[-`{-~",
-    "xdigit": "0-9A-Fa-f",
-    "cntrl": r"\x00-\x1f\x7f",
-    "print": r"\x20-\x7e",
-    "graph": r"\x21-\x7e",
-    "word": r"\w",
-}
-_POSIX_CLASS_RE = re.compile(r"\[:(\w+):\]")
-
-ICASE_NEWLINE = re.IGNORECASE | re.MULTILINE  # REG_EXTENDED|REG_ICASE|REG_NEWLINE
+# regular expressions (RE2, linear time: pykemi.runtime.core.regex)
 
 
-def posix_re(pattern: str) -> str:
-    """Translate POSIX bracket classes (``[[:digit:]]``) to Python syntax."""
-    if "[:" not in pattern:
-        return pattern
-    return _POSIX_CLASS_RE.sub(lambda m: _POSIX_CLASSES.get(m.group(1), m.group(0)), pattern)
-
-
-def crlf_lines(pattern: str) -> str:
-    """Line mode for CRLF text: ``$`` also matches before ``\\r\\n`` and ``.`` never eats ``\\r``.
-
-    With REG_NEWLINE only LF ends a line, so ``(.*)$`` would capture the CR of
-    a SIP line; nobody writing a script means that.
-    """
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            out.append(pattern[i : i + 2])
-            i += 2
-        elif c == "[":
-            # copy a bracket expression unchanged (']' first is literal, [:x:] classes inside)
-            j = i + 1
-            if j < n and pattern[j] == "^":
-                j += 1
-            if j < n and pattern[j] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j = pattern.index(":]", j) + 2 if pattern.startswith("[:", j) else j + 1
-            out.append(pattern[i : j + 1])
-            i = j + 1
-        elif c == "$":
-            out.append(r"(?=\r?$)")
-            i += 1
-        elif c == ".":
-            out.append(r"[^\r\n]")
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def compile_re(pattern: str, flags: int = ICASE_NEWLINE) -> re.Pattern[str] | None:
-    """Compile a script regex; a bad one is logged and gives None."""
-    try:
-        text = posix_re(pattern)
-        if flags & re.MULTILINE:
-            text = crlf_lines(text)
-        return re.compile(text, flags)
-    except (re.error, OverflowError, ValueError) as exc:
-        klog.err(f"bad regular expression [{pattern}]: {exc}")
-        return None
+def compile_re(pattern: str, icase: bool = True, newline: bool = True) -> Regex | None:
+    """Compile a script regex (REG_EXTENDED|REG_ICASE|REG_NEWLINE by default); a bad one is
+    logged and gives None."""
+    return compile_logged(pattern, "textops", icase, newline)
 
 
 # ---------------------------------------------------------------------------
@@ -246,28 +178,29 @@ def search_hf(ctx: MsgContext, hf: str, sre: str, flags: str) -> int:
     return 1 if any(rx.search(ctx.msg.headers[i].value) for i in idx) else -1
 
 
+def _append_in(text: str, rx: Regex, txt: str) -> tuple[str, int]:
+    """``txt`` inserted after the first match of ``rx``; (text, 1) or (text, 0)."""
+    return rx.subn(text, lambda m: (m.group() or "") + txt, 1)
+
+
 def search_append(ctx: MsgContext, sre: str, txt: str) -> int:
     """Append ``txt`` after the first match (headers and body, not the first line)."""
     rx = compile_re(sre)
     if rx is None:
         return -1
     first, rest = split_first_line(message_text(ctx))
-    m = rx.search(rest)
-    if m is None:
-        return -1
-    new = rest[: m.end()] + txt + rest[m.end() :]
-    return 1 if apply_text(ctx, first + new) else -1
+    new, n = _append_in(rest, rx, txt)
+    return 1 if n and apply_text(ctx, first + new) else -1
 
 
 def search_append_body(ctx: MsgContext, sre: str, txt: str) -> int:
     rx = compile_re(sre)
     if rx is None:
         return -1
-    body = body_str(ctx)
-    m = rx.search(body) if body else None
-    if m is None:
+    new, n = _append_in(body_str(ctx), rx, txt)
+    if not n:
         return -1
-    set_body_bytes(ctx, _bytes(body[: m.end()] + txt + body[m.end() :]))
+    set_body_bytes(ctx, _bytes(new))
     return 1
 
 
@@ -370,9 +303,9 @@ def remove_hf_match(ctx: MsgContext, hname: str, op: str, expr: str) -> int:
 # replace
 
 
-def _replace_in(text: str, rx: re.Pattern[str], txt: str, count: int) -> tuple[str, int]:
+def _replace_in(text: str, rx: Regex, txt: str, count: int) -> tuple[str, int]:
     # the replacement is literal text (no back-references), as in Kamailio
-    return rx.subn(lambda _m: txt, text, count=count)
+    return rx.subn(text, lambda _m: txt, count)
 
 
 def _replace_msg(ctx: MsgContext, sre: str, txt: str, count: int) -> int:
@@ -395,8 +328,8 @@ def replace_all(ctx: MsgContext, sre: str, txt: str) -> int:
     return _replace_msg(ctx, sre, txt, 0)
 
 
-def _replace_body(ctx: MsgContext, sre: str, txt: str, count: int, flags: int) -> int:
-    rx = compile_re(sre, flags)
+def _replace_body(ctx: MsgContext, sre: str, txt: str, count: int, newline: bool = True) -> int:
+    rx = compile_re(sre, newline=newline)
     if rx is None:
         return -1
     body = body_str(ctx)
@@ -410,16 +343,16 @@ def _replace_body(ctx: MsgContext, sre: str, txt: str, count: int, flags: int) -
 
 
 def replace_body(ctx: MsgContext, sre: str, txt: str) -> int:
-    return _replace_body(ctx, sre, txt, 1, ICASE_NEWLINE)
+    return _replace_body(ctx, sre, txt, 1)
 
 
 def replace_body_all(ctx: MsgContext, sre: str, txt: str) -> int:
-    return _replace_body(ctx, sre, txt, 0, ICASE_NEWLINE)
+    return _replace_body(ctx, sre, txt, 0)
 
 
 def replace_body_atonce(ctx: MsgContext, sre: str, txt: str) -> int:
     """Replace all matches, the regex seeing the body as one string ('.' matches newlines)."""
-    return _replace_body(ctx, sre, txt, 0, re.IGNORECASE | re.DOTALL)
+    return _replace_body(ctx, sre, txt, 0, newline=False)
 
 
 def replace_hdrs(ctx: MsgContext, sre: str, txt: str) -> int:
@@ -490,12 +423,12 @@ def replace_hdrs_str(ctx: MsgContext, mkey: str, rval: str, rmode: str) -> int:
 class SubstExpr:
     """A parsed sed-like ``/re/repl/flags`` expression."""
 
-    def __init__(self, rx: re.Pattern[str], repl: str, is_global: bool) -> None:
+    def __init__(self, rx: Regex, repl: str, is_global: bool) -> None:
         self.rx = rx
         self.repl = repl
         self.is_global = is_global
 
-    def expand(self, ctx: MsgContext, m: re.Match[str]) -> str:
+    def expand(self, ctx: MsgContext, m: Match) -> str:
         out: list[str] = []
         lit: list[str] = []
         repl = self.repl
@@ -515,7 +448,7 @@ class SubstExpr:
                 if nxt.isdigit():
                     flush()
                     g = int(nxt)
-                    if g <= (self.rx.groups or 0):
+                    if g <= self.rx.groups:
                         out.append(m.group(g) or "")
                     continue
                 if nxt == "u":
@@ -530,7 +463,7 @@ class SubstExpr:
         return "".join(out)
 
     def apply(self, ctx: MsgContext, text: str) -> tuple[str, int]:
-        return self.rx.subn(lambda m: self.expand(ctx, m), text, count=0 if self.is_global else 1)
+        return self.rx.subn(text, lambda m: self.expand(ctx, m), 0 if self.is_global else 1)
 
 
 def parse_subst(expr: str) -> SubstExpr | None:
@@ -562,12 +495,11 @@ def parse_subst(expr: str) -> SubstExpr | None:
         return None
     pattern, repl = parts
     flags_txt = "".join(cur)
-    flags = 0
-    is_global = False
+    icase = is_global = False
     multiline = True
     for f in flags_txt:
         if f == "i":
-            flags |= re.IGNORECASE
+            icase = True
         elif f == "g":
             is_global = True
         elif f == "s":
@@ -575,8 +507,7 @@ def parse_subst(expr: str) -> SubstExpr | None:
         else:
             klog.err(f"textops: unknown subst flag [{f}] in [{expr}]")
             return None
-    flags |= re.MULTILINE if multiline else re.DOTALL
-    rx = compile_re(pattern, flags)
+    rx = compile_re(pattern, icase, multiline)
     if rx is None:
         return None
     return SubstExpr(rx, repl, is_global)
@@ -1077,7 +1008,7 @@ def regex_substring(
     if mindex < 0 or nmatch <= 0 or mindex >= nmatch:
         klog.err(f"textops: invalid match index {mindex} / count {nmatch}")
         return -1
-    rx = compile_re(sre, 0)
+    rx = compile_re(sre, icase=False, newline=False)  # regcomp(REG_EXTENDED) in Kamailio
     if rx is None:
         return -1
     m = rx.search(input_str)

@@ -12,11 +12,11 @@ so headers added or removed meanwhile do not confuse them.
 from __future__ import annotations
 
 import fnmatch as _fnmatch
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.regex import Regex, compile_logged, compile_pattern, escape, shown
 from pykemi.runtime.modules.hdr import parse_header_lines
 from pykemi.runtime.modules.textops import apply_text, body_str, compile_re, set_body_bytes
 from pykemi.runtime.sip.headers import header_key
@@ -95,7 +95,7 @@ def remove_body(ctx: MsgContext) -> int:
     return 1
 
 
-def _keep(ctx: MsgContext, rx: re.Pattern[str] | None) -> int:
+def _keep(ctx: MsgContext, rx: Regex | None) -> int:
     headers = ctx.msg.headers
     kept = [
         h
@@ -138,7 +138,13 @@ def fnmatch_ex(ctx: MsgContext, val: str, match: str, flags: str) -> int:
 # ---------------------------------------------------------------------------
 # header values: NAME[IDX][.PARAM]
 
-_HF_SPEC = re.compile(r"^\s*([A-Za-z0-9.!%*_+`'~-]+?)\s*(?:\[\s*(\*|-?\d+)\s*\])?(?:\.(.+?))?\s*$")
+# RE2: with Python's re the lazy name against trailing blanks was quadratic
+_HF_SPEC = compile_pattern(
+    r"^\s*([A-Za-z0-9.!%*_+`'~-]+?)\s*(?:\[\s*(\*|-?\d+)\s*\])?(?:\.(.+?))?\s*$",
+    icase=False,
+    newline=False,
+    posix=False,
+)
 
 
 @dataclass
@@ -149,11 +155,11 @@ class HfSpec:
 
 
 def _parse_spec(text: str) -> HfSpec | None:
-    m = _HF_SPEC.match(text)
+    m = _HF_SPEC.search(text)
     if m is None:
-        klog.err(f"textopsx: invalid header specification [{text}]")
+        klog.err(f"textopsx: invalid header specification [{shown(text)}]")
         return None
-    name, idx, par = m.group(1), m.group(2), m.group(3)
+    name, idx, par = m.group(1) or "", m.group(2), m.group(3)
     name = name.replace("_", "-")  # as Kamailio: underscores are dashes
     index: int | str | None = None
     if idx == "*":
@@ -337,10 +343,12 @@ def remove_hf_value2(ctx: MsgContext, hexp: str, val: str) -> int:
         return -1
     if val and spec.param:
         picked = _pick(_values(ctx, spec.name, True), spec.index)
-        pat = re.compile(
-            r"(?i)(?:^|[\s,])" + re.escape(spec.param) + r'\s*=\s*"?' + re.escape(val) + r'"?'
+        pat = compile_logged(
+            r"(?:^|[\s,])" + escape(spec.param) + r'\s*=\s*"?' + escape(val) + r'"?',
+            "textopsx",
+            newline=False,
         )
-        if not any(pat.search(v.header.value) for v in picked):
+        if pat is None or not any(pat.search(v.header.value) for v in picked):
             return -1
     return _modify(ctx, hexp, None, True)
 
