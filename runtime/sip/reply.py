@@ -137,14 +137,18 @@ def reply_address(
     return host.strip("[]"), port
 
 
-def _via_host_address(host: str, lookup: Callable[[str], str | None] | None) -> str | None:
-    """The Via host as an IP: a literal, else what ``lookup`` has; None (logged once) if not."""
+def _as_ip(host: str, lookup: Callable[[str], str | None] | None) -> str | None:
+    """``host`` as an IP: a literal, else what ``lookup`` (a cache) has, else None."""
     host = host.strip("[]")
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
-        pass
-    ip = lookup(host) if lookup is not None else None
+        return lookup(host) if lookup is not None else None
+
+
+def _via_host_address(host: str, lookup: Callable[[str], str | None] | None) -> str | None:
+    """The Via host as an IP, or None (the first such host logged) if not known."""
+    ip = _as_ip(host, lookup)
     if ip is None and not _unresolved_logged:
         _unresolved_logged.append(host)
         log(L_WARN, f"reply_to_via: Via host [{host}] is not an IP nor cached: source IP used")
@@ -172,12 +176,8 @@ def relayed_reply_address(
             port = int(via.rport)
         except ValueError:
             log(L_ERR, f"bad rport value [{via.rport}] in 2nd via: Via port used")
-    name = (via.received or via.host).strip("[]")
-    try:
-        return str(ipaddress.ip_address(name)), port
-    except ValueError:
-        pass
-    ip = lookup(name) if lookup is not None else None
+    name = via.received or via.host
+    ip = _as_ip(name, lookup)
     if ip is None:
         log(L_ERR, f"2nd via host [{name}] is not an IP nor in the DNS cache: reply dropped")
         return None
