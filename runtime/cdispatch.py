@@ -7,15 +7,20 @@ invoker calls the trampoline of its signature with the slot index.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import functools
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .core.context import CURRENT
-from .core.log import log
+from .core.log import L_ERR, log
 from .dispatch import int_arg
 
 if TYPE_CHECKING:
     from .dispatch import ExportInfo, Invoker, Registry
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 SR_KEMIP_NONE = 0
 SR_KEMIP_INT = 1 << 0
@@ -65,15 +70,42 @@ def release_buffers() -> None:
     _keep.clear()
 
 
+HOST_ERROR = -1  # what a host function returns to C when its Python side raised
+
+
+def _host_error(name: str, exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """cffi's onerror of every host callback: log the exception (where it was raised) instead
+    of cffi's stderr print; the C caller gets HOST_ERROR (``error=``), never a silent 0."""
+    where = traceback.extract_tb(tb)[-1] if tb is not None else None
+    at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+    log(L_ERR, f"host API {name}: {exc_type.__name__}: {exc}{at}", "cmod")
+
+
+def _host_extern(ffi: Any, void: bool = False) -> Callable[[_F], _F]:
+    """``ffi.def_extern`` for a host callback ``_kemi_host_<name>``: exceptions are logged
+    and (unless the function is void) HOST_ERROR is returned."""
+
+    def register(fn: _F) -> _F:
+        name = fn.__name__.removeprefix("_kemi_host_")
+        onerror = functools.partial(_host_error, name)
+        if void:
+            ffi.def_extern(onerror=onerror)(fn)
+        else:
+            ffi.def_extern(error=HOST_ERROR, onerror=onerror)(fn)
+        return fn
+
+    return register
+
+
 def _install_host(ffi: Any, lib: Any) -> None:
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi, void=True)
     def _kemi_host_log(level: int, text: Any, length: int) -> None:
         log(level, ffi.unpack(text, length).decode("utf-8", "replace"), "cmod")
 
     def _name(p: Any, n: int) -> str:
         return str(ffi.unpack(p, n).decode("utf-8", "surrogateescape"))
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_hdr_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -88,7 +120,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
         out.len = len(data)
         return 1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_hdr_set(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -96,7 +128,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
         ctx.msg.set_header(_name(name, nlen), _name(val, vlen))
         return 1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_hdr_append(msg: Any, name: Any, nlen: int, val: Any, vlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
@@ -104,14 +136,14 @@ def _install_host(ffi: Any, lib: Any) -> None:
         ctx.msg.append_header(_name(name, nlen), _name(val, vlen))
         return 1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_hdr_remove(msg: Any, name: Any, nlen: int) -> int:
         ctx = CURRENT.ctx
         if ctx is None:
             return -2
         return 1 if ctx.msg.remove_header(_name(name, nlen)) > 0 else -1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_pv_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
         from .core.pv import get_pv
 
@@ -133,7 +165,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
             out.v.s.len = len(data)
         return 1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_pv_set(msg: Any, name: Any, nlen: int, val: Any) -> int:
         from .core.pv import set_pv
 
@@ -149,7 +181,7 @@ def _install_host(ffi: Any, lib: Any) -> None:
             value = None
         return 1 if set_pv(ctx, _name(name, nlen), value) else -1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_send_reply(msg: Any, code: int, reason: Any, rlen: int) -> int:
         from .modules.sl import send_reply
 
@@ -158,14 +190,17 @@ def _install_host(ffi: Any, lib: Any) -> None:
             return -2
         return int(send_reply(ctx, code, _name(reason, rlen)))
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_is_request(msg: Any) -> int:
         ctx = CURRENT.ctx
         return 1 if ctx is not None and ctx.msg.is_request else 0
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @_host_extern(ffi)
     def _kemi_host_modparam_int(module: Any, name: Any, dflt: int) -> int:
-        key = (ffi.string(module).decode(), ffi.string(name).decode())
+        key = (
+            ffi.string(module).decode("utf-8", "replace"),
+            ffi.string(name).decode("utf-8", "replace"),
+        )
         return _modparams.get(key, dflt)
 
     lib.kemi_module_init(lib.kemi_host_api())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.log import LOG
 from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.engines import ruby_build
+from pykemi.runtime.engines import ruby, ruby_build
 from pykemi.runtime.router import Router
 
 from .enginehelpers import OPTIONS, REPLY_200, InProcess
@@ -202,6 +203,30 @@ def test_runtime_error_logged_with_file_line_and_serving_continues(tmp_path: Pat
         assert "from " + str(tmp_path / "script.rb") + ":7:in `ksr_request_route'" in r.text
         r.handle()
         assert r.text.count("ERROR") == 2
+
+
+def test_result_python_cannot_convert_raises_in_ruby_not_false(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An int beyond 64 bits cannot become a Ruby VALUE: the script gets a RuntimeError naming
+    the function, never cffi's silent 0 (which Ruby reads as false) (issue 13, L8)."""
+    script = """
+    def ksr_request_route
+      v = KSR::PV.get("$ru")
+      KSR.info("got #{v.inspect}\\n")
+    rescue => e
+      KSR.info("rescued #{e.class}: #{e.message}\\n")
+    end
+    """
+    unhandled: list[object] = []  # where cffi reports an exception no onerror handled
+    monkeypatch.setattr(sys, "unraisablehook", unhandled.append)
+    with in_process(tmp_path, script) as r:
+        slot = r.router.registry.find("pv.get")
+        ruby._HOT["view"][slot] = lambda *_: 2**70
+        r.handle()
+        assert "rescued RuntimeError: KSR::PV.get: OverflowError" in r.text, r.text
+        assert "got" not in r.text
+    assert unhandled == []
 
 
 def test_missing_request_route_is_startup_error(tmp_path: Path) -> None:

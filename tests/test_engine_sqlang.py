@@ -117,6 +117,25 @@ def test_python_error_in_export_becomes_squirrel_error(tmp_path: Path) -> None:
         assert "caught RuntimeError: boom" in r.text
 
 
+def test_error_text_that_is_not_utf8_reaches_the_script(tmp_path: Path) -> None:
+    """str(exc) with a lone surrogate (undecodable message bytes) cannot be UTF-8 encoded: the
+    glue once passed the resulting NULL to "%s" (issue 13, L8); now it is escaped."""
+    script = textwrap.dedent("""
+        function ksr_request_route() {
+            try { KSR.is_OPTIONS(); } catch (e) { KSR.info("caught " + e + "\\n"); }
+        }
+        """)
+    with in_process(tmp_path, "sqlang", script) as r:
+        slot = r.router.registry.find("is_OPTIONS")
+
+        def boom(*_: object) -> None:
+            raise ValueError("bad byte \udcff in header")
+
+        r.router.engine._slots[slot] = boom
+        r.handle()
+        assert "caught ValueError: bad byte \\udcff in header" in r.text, r.text
+
+
 def test_missing_request_route_is_startup_error(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="ksr_request_route"):
         make_router(tmp_path, "sqlang", "function other() {}\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import pytest
 
 from pykemi.runtime import extensions, launch
 from pykemi.runtime.config import parse_config_text
+from pykemi.runtime.core.log import LOG
 from pykemi.runtime.dispatch import GENERATED, StartupError
 from pykemi.runtime.router import Router
 
@@ -343,29 +345,37 @@ def label(ctx):
 """
 
 
+def _fake_package(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, module: str, files: dict[str, str]
+) -> Path:
+    """Package pykemi_<module>_t (``files``) on sys.path, declared as module ``module`` by a
+    fake entry point; a private cache and no extension loaded yet."""
+    name = f"pykemi_{module}_t"
+    pkg = tmp / "site" / name
+    pkg.mkdir(parents=True)
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp / "site"))
+    monkeypatch.delitem(sys.modules, name, raising=False)  # each test has its own copy
+    monkeypatch.setenv("PYKEMI_CACHE_DIR", str(tmp / "cache"))
+    monkeypatch.setattr(extensions, "LOADED", {})
+    ep = importlib.metadata.EntryPoint(module, f"{name}:module_info", extensions.GROUP)
+    monkeypatch.setattr(extensions, "entry_points", lambda: {module: ep})
+    return pkg
+
+
 @pytest.fixture
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Package pykemi_demo_t on sys.path, declared as module 'demo' by a fake entry point."""
-    pkg = tmp_path / "site" / "pykemi_demo_t"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(IMPL)
-    (pkg / "demo.yaml").write_text(SPEC)
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    sys.modules.pop("pykemi_demo_t", None)  # each test has its own copy of the package
-    monkeypatch.setenv("PYKEMI_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(extensions, "LOADED", {})
-    ep = importlib.metadata.EntryPoint("demo", "pykemi_demo_t:module_info", extensions.GROUP)
-    monkeypatch.setattr(extensions, "entry_points", lambda: {"demo": ep})
-    yield pkg
+    yield _fake_package(tmp_path, monkeypatch, "demo", {"__init__.py": IMPL, "demo.yaml": SPEC})
     sys.modules.pop("pykemi_demo_t", None)
 
 
-def _router(tmp: Path, lua: str, extra: str = "") -> Router:
+def _router(tmp: Path, lua: str, extra: str = "", module: str = "demo") -> Router:
     (tmp / "script.lua").write_text(f"function ksr_request_route()\n{lua}\nend\n")
     text = "\n".join(
         [
             'loadmodule "sl.so"',
-            'loadmodule "demo.so"',
+            f'loadmodule "{module}.so"',
             'loadmodule "app_lua.so"',
             extra,
             'modparam("app_lua", "load", "script.lua")',
@@ -444,3 +454,49 @@ def test_shim_path_prefers_generated_for_builtins(demo: Path, tmp_path: Path) ->
     assert extensions.shim_path("demo", "lua") == tree / "lua" / "demo.lua"
     assert extensions.shim_path("demo", "python") == tree / "python" / "KSR"
     assert tree.is_relative_to(tmp_path / "cache")
+
+
+# -- C modules calling the host API (issue 13, L8) ------------------------------------------
+
+C_SPEC = """\
+module: democ
+summary: Test C module.
+exports:
+  - name: append
+    ret: int
+    params:
+      - {name: name, type: str}
+      - {name: value, type: str}
+    impl: {c: ksr_democ_append}
+"""
+
+C_IMPL = """\
+def module_info():
+    return {"specs": ["democ.yaml"], "c_sources": ["democ.c"], "python_package": "pykemi_democ_t"}
+"""
+
+C_SOURCE = """\
+#include "kemi.h"
+int ksr_democ_append(sip_msg_t *msg, str *name, str *value)
+{
+\treturn ksr_host->hdr_append(msg, name->s, name->len, value->s, value->len);
+}
+"""
+
+
+def test_host_api_exception_is_logged_and_returns_minus_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hdr_append's Python side refuses a CR/LF in the value: the C export gets -1 (KEMI's
+    error; 0 would mean "stop the script"), the error is logged, nothing is printed raw."""
+    files = {"__init__.py": C_IMPL, "democ.yaml": C_SPEC, "democ.c": C_SOURCE}
+    _fake_package(tmp_path, monkeypatch, "democ", files)
+    buf = io.StringIO()
+    monkeypatch.setattr(LOG, "stream", buf)
+    unhandled: list[object] = []  # where cffi reports an exception no onerror handled
+    monkeypatch.setattr(sys, "unraisablehook", unhandled.append)
+    lua = 'KSR.sl.send_reply(200, "rc=" .. KSR.democ.append("X-A", "a\\r\\nX-Injected: 1"))'
+    assert _reason(_router(tmp_path, lua, module="democ")) == "rc=-1"
+    log = buf.getvalue()
+    assert "ERROR" in log and "hdr_append" in log and "ValueError" in log, log
+    assert unhandled == []

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.context import CURRENT, MsgContext
 from ..dispatch import ExportInfo, KemiArgError
@@ -85,6 +85,8 @@ _STR_TAG = 1 << 63  # PK_STR_TAG: a string result waiting in pk_retbuf
 _MASK = (1 << 64) - 1
 _INT64 = 1 << 63
 K_INT, K_STR, K_TRUE, K_FALSE, K_NIL, K_FLOAT, K_OTHER = range(7)  # enum pk_kind
+_MODF_ERROR = -(2**31)  # INT32_MIN from pk_py_modf: the C side raises the pending error
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # process-wide state: one VM, one active engine
 _glue: ModuleType | None = None
@@ -101,22 +103,22 @@ _CALL_TEMPLATE = """
 def pk_py_call{n}(slot{params}):
     try:
         r = view[slot]({args})
+        if r is None:
+            return QNIL
+        cls = r.__class__
+        if cls is bool:
+            return QTRUE if r else QFALSE
+        if cls is int:
+            if 0 <= r < FIXNUM_MAX:
+                return (r << 1) | 1
+        elif cls is bytes:
+            n = len(r)
+            if n <= retcap:
+                retbuf[:n] = r
+                return STR_TAG | (n << 1)
+        return result(r)
     except BaseException as exc:
         return error(slot, exc)
-    if r is None:
-        return QNIL
-    cls = r.__class__
-    if cls is bool:
-        return QTRUE if r else QFALSE
-    if cls is int:
-        if 0 <= r < FIXNUM_MAX:
-            return (r << 1) | 1
-    elif cls is bytes:
-        n = len(r)
-        if n <= retcap:
-            retbuf[:n] = r
-            return STR_TAG | (n << 1)
-    return result(r)
 """
 
 
@@ -188,6 +190,28 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
             fail(lib.PK_ERR_RUNTIME, _call_error(slot, exc))
         return qundef
 
+    def extern(fail_value: int | None) -> Callable[[_F], _F]:
+        """def_extern whose uncaught exception becomes a pending Ruby RuntimeError and
+        ``fail_value`` (the C side then raises it), never cffi's silent 0; None: void."""
+
+        def register(fn: _F) -> _F:
+            name = fn.__name__
+
+            def onerror(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+                text = f"{name}: {exc_type.__name__}: {exc}"
+                if fail_value is None:
+                    log_script_error("app_ruby", text)
+                else:
+                    fail(lib.PK_ERR_RUNTIME, text)
+
+            if fail_value is None:
+                ffi.def_extern(name=name, onerror=onerror)(fn)
+            else:
+                ffi.def_extern(name=name, error=fail_value, onerror=onerror)(fn)
+            return fn
+
+        return register
+
     _HOT.update(
         QNIL=qnil, QTRUE=qtrue, QFALSE=qfalse, FIXNUM_MAX=_FIXNUM_MAX, STR_TAG=_STR_TAG,
         retbuf=retbuf, retcap=len(retbuf), result=result, error=error,
@@ -200,18 +224,17 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
             args=", ".join(f"argbuf[o{i} - 1:o{i} - 1 + v{i}] if o{i} else v{i}" for i in range(n)),
         )
         exec(src, _HOT)  # code built from the arity only
-        ffi.def_extern(name=f"pk_py_call{n}")(_HOT[f"pk_py_call{n}"])
+        extern(qundef)(_HOT[f"pk_py_call{n}"])
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @extern(qundef)
     def pk_py_calln(slot: int, argc: int, argv: Any) -> int:
         try:
             args = [argv[k] for k in range(argc)]
-            r = _HOT["view"][slot](*[unpack(a.s, a.i) if a.s else a.i for a in args])
+            return result(_HOT["view"][slot](*[unpack(a.s, a.i) if a.s else a.i for a in args]))
         except BaseException as exc:  # noqa: BLE001 - Python errors become Ruby exceptions
             return error(slot, exc)
-        return result(r)
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @extern(-1)
     def pk_py_check(slot: int, argc: int, argv: Any, out: Any) -> int:
         try:
             e = _active.registry.exports[slot] if _active is not None else None
@@ -241,7 +264,7 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
                 o.kind, o.s, o.i = lib.PK_STR, v[0], v[1]
         return len(values)
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @extern(-1)
     def pk_py_base(module: Any, length: int) -> int:
         name = unpack(module, length).decode("utf-8", "replace")
         try:
@@ -252,12 +275,12 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
             fail(lib.PK_ERR_LOAD, str(exc))
             return -1
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @extern(None)
     def pk_py_drop() -> None:
         if CURRENT.ctx is not None:
             CURRENT.ctx.drop = True
 
-    @ffi.def_extern()  # type: ignore[untyped-decorator]
+    @extern(_MODF_ERROR)
     def pk_py_modf(argc: int, argv: Any) -> int:
         try:
             args = [unpack(a.s, a.i) if a.kind == K_STR else str(a.i).encode() for a in
@@ -268,7 +291,7 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
             return modf(_active.registry, view, args[0].decode("utf-8", "replace"), args[1:])
         except BaseException as exc:  # noqa: BLE001
             fail(lib.PK_ERR_RUNTIME, f"KSR::X.modf: {exc!r}")
-            return -(2**31)  # INT32_MIN: the C side raises the error
+            return _MODF_ERROR
 
 
 def _coerce(e: ExportInfo, i: int, a: Any, ffi: Any) -> Any:

@@ -34,17 +34,26 @@ static int pk_pend_kind; /* error set by a Python callback, raised by C */
 static char *pk_pend;
 static long pk_pend_len, pk_pend_cap;
 
-static void set_text(char **buf, long *cap, const char *s, long len)
+/* Copy s[0:len] into *buf (grown as needed), NUL-terminated; returns the length stored,
+ * which is 0 (an empty text, never a stale one) when the buffer cannot grow. */
+static long set_text(char **buf, long *cap, const char *s, long len)
 {
+	if (s == NULL || len < 0)
+		len = 0;
 	if (len + 1 > *cap) {
 		char *n = realloc(*buf, (size_t)len + 1);
-		if (n == NULL)
-			return;
+		if (n == NULL) {
+			if (*buf != NULL)
+				(*buf)[0] = '\0';
+			return 0;
+		}
 		*buf = n;
 		*cap = len + 1;
 	}
-	memcpy(*buf, s, (size_t)len);
+	if (len > 0)
+		memcpy(*buf, s, (size_t)len);
 	(*buf)[len] = '\0';
+	return len;
 }
 
 static void set_errtext(const char *s, long len)
@@ -60,8 +69,8 @@ const char *pk_error(void)
 void pk_set_error(int kind, const char *msg, long len)
 {
 	pk_pend_kind = kind;
-	set_text(&pk_pend, &pk_pend_cap, msg, len);
-	pk_pend_len = len;
+	/* the stored length: raise_pending() never reads past what was copied */
+	pk_pend_len = set_text(&pk_pend, &pk_pend_cap, msg, len);
 }
 
 static void raise_pending(void)
@@ -95,6 +104,13 @@ uintptr_t pk_qundef(void) { return (uintptr_t)Qundef; }
 
 /* -- KSR's C methods ---------------------------------------------------------------------- */
 
+/* rb_obj_classname() without its NULL case: safe for "%s" and for Python to unpack */
+static const char *class_name(VALUE v)
+{
+	const char *name = rb_obj_classname(v);
+	return name != NULL ? name : "Object";
+}
+
 /* Hot path: the shims already checked the types, so only Integer and String arrive.
  * An int has s == NULL. */
 static void to_arg(VALUE v, pk_arg *a)
@@ -113,7 +129,7 @@ static void to_arg(VALUE v, pk_arg *a)
 		a->i = NUM2LL(v); /* RangeError beyond 64 bits */
 	} else {
 		rb_raise(rb_eTypeError, "KSR._kemi_call: expected Integer or String, got %s",
-				rb_obj_classname(v));
+				class_name(v));
 	}
 }
 
@@ -180,7 +196,7 @@ static void describe_arg(VALUE v, pk_arg *a)
 		a->d = RFLOAT_VALUE(v);
 	} else {
 		a->kind = PK_OTHER;
-		a->s = rb_obj_classname(v);
+		a->s = class_name(v);
 		a->i = (long long)strlen(a->s);
 	}
 }
@@ -247,7 +263,7 @@ static VALUE ksr_kemi_modf(int argc, VALUE *argv, VALUE self)
 		describe_arg(argv[i], &args[i]);
 		if (args[i].kind != PK_STR && args[i].kind != PK_INT)
 			rb_raise(rb_eTypeError, "KSR::X.modf: parameter %d must be a String, got %s", i,
-					rb_obj_classname(argv[i]));
+					class_name(argv[i]));
 	}
 	rc = pk_py_modf(argc, args);
 	if (rc == INT32_MIN)

@@ -146,6 +146,22 @@ static int ksq_result(HSQUIRRELVM v, PyObject *r)
     return -1;
 }
 
+/* The pending Python error as "Type: message" (clears it). Never a NULL for "%s": a
+ * message that UTF-8 cannot encode (lone surrogates) is backslash-escaped. */
+static void ksq_error_text(char *buf, size_t size)
+{
+    PyObject *type, *value, *tb, *text = NULL, *bytes = NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    if (value != NULL) text = PyObject_Str(value);
+    if (text != NULL) bytes = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    PyErr_Clear();
+    snprintf(buf, size, "%s: %s",
+             type != NULL ? ((PyTypeObject *)type)->tp_name : "error",
+             bytes != NULL ? PyBytes_AS_STRING(bytes) : "?");
+    Py_XDECREF(bytes); Py_XDECREF(text);
+    Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+}
+
 /* ::_kemi_call(slot, args...): stack = this, slot, args..., free variable (slot list). */
 static SQInteger ksq_call(HSQUIRRELVM v)
 {
@@ -153,7 +169,7 @@ static SQInteger ksq_call(HSQUIRRELVM v)
     SQInteger top = p_gettop(v), slot;
     SQUserPointer up;
     PyObject *args[KSQ_MAXARGS], *res;
-    Py_ssize_t n = (Py_ssize_t)(top - 3), i;
+    Py_ssize_t n = (Py_ssize_t)(top - 3), got, i;
     int pushed;
     if (top < 3 || n > KSQ_MAXARGS || p_getuserpointer(v, top, &up) < 0
             || (p_gettype(v, 2) & RT_MASK) != RT_INTEGER)
@@ -165,21 +181,15 @@ static SQInteger ksq_call(HSQUIRRELVM v)
         PyGILState_Release(gil);
         return p_throwerror(v, "_kemi_call: invalid slot");
     }
-    for (i = 0; i < n; i++) args[i] = ksq_arg(v, 3 + i);
-    res = PyObject_Vectorcall(PyList_GET_ITEM(slots, slot), args, n, NULL);
-    for (i = 0; i < n; i++) Py_XDECREF(args[i]);
+    for (got = 0; got < n; got++)
+        if ((args[got] = ksq_arg(v, 3 + got)) == NULL) break; /* MemoryError */
+    res = got == n ? PyObject_Vectorcall(PyList_GET_ITEM(slots, slot), args, n, NULL) : NULL;
+    for (i = 0; i < got; i++) Py_DECREF(args[i]);
     pushed = res == NULL ? -1 : ksq_result(v, res);
     Py_XDECREF(res);
     if (pushed < 0) {
         /* a Python error becomes a Squirrel error the script can catch */
-        PyObject *type, *value, *tb, *text = NULL;
-        PyErr_Fetch(&type, &value, &tb);
-        if (value != NULL) text = PyObject_Str(value);
-        snprintf(msg, sizeof msg, "%s: %s",
-                 type ? ((PyTypeObject *)type)->tp_name : "error",
-                 text && PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : "?");
-        PyErr_Clear();
-        Py_XDECREF(text); Py_XDECREF(type); Py_XDECREF(value); Py_XDECREF(tb);
+        ksq_error_text(msg, sizeof msg);
         PyGILState_Release(gil);
         return p_throwerror(v, msg);
     }
