@@ -70,8 +70,7 @@ def socket_path(cfg: Config) -> str | None:
         return None
     if isinstance(configured, str) and configured:
         return configured
-    first = cfg.listen[0] if cfg.listen else None
-    _, host, port = (first.proto, first.host, first.port) if first else DEFAULT_LISTEN
+    host, port = (cfg.listen[0].host, cfg.listen[0].port) if cfg.listen else DEFAULT_LISTEN[1:]
     return default_socket_path(host, port)
 
 
@@ -90,12 +89,14 @@ def _claim(path: Path) -> None:
             f"{path}: owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
         )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
+        probe.settimeout(2.0)
         try:
             probe.connect(str(path))
-        except OSError:
-            os.unlink(path)  # left behind by a router that died
+        except ConnectionRefusedError:
+            os.unlink(path)  # nobody listens: left behind by a router that died
             return
+        except OSError as exc:  # e.g. a live router too busy to accept: keep its socket
+            raise StartupError(f"control socket {path}: exists and is not free ({exc})") from None
     raise StartupError(f"control socket {path}: already in use by a running router")
 
 
@@ -144,18 +145,20 @@ class Control:
 
     def _listen(self) -> tuple[socket.socket, int]:
         """The listening socket (0600: local root/owner only) and its inode."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             _claim(Path(self.path))
-            old = os.umask(0o177)
-            try:
-                sock.bind(self.path)
-            finally:
-                os.umask(old)
+        except OSError as exc:
+            raise StartupError(f"control socket: {exc}") from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(self.path)
             inode = os.stat(self.path).st_ino
         except OSError as exc:
             sock.close()
-            raise StartupError(f"control socket: {exc}") from None
+            raise StartupError(f"control socket {self.path}: {exc}") from None
+        finally:
+            os.umask(old)
         sock.listen(64)
         sock.setblocking(False)
         return sock, inode

@@ -204,6 +204,7 @@ def test_socket_path_controlled_by_another_user_is_refused(tmp_path: Path) -> No
 
 def test_live_socket_of_another_router_is_not_taken(tmp_path: Path) -> None:
     sock = tmp_path / "rpc.sock"
+    _bound_socket(sock)  # ours, nobody listens: left by a router that died, replaced
     cfg = _simple(tmp_path / "a", rpc=f'kemi.rpc_socket="{sock}"')
     with router(cfg, tmp_path / "a") as first:
         with pytest.raises(RouterStartError, match=r"rpc\.sock: already in use"):
