@@ -6,6 +6,7 @@ import importlib
 import inspect
 import io
 import keyword
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,22 @@ def test_spec_matches_kamailio_api_list(fname: str) -> None:
     extras = [g for g in got if g not in want]
     assert [g for g in got if g in want] == want
     assert extras == ([("", "drop", "none", [])] if fname == "core.yaml" else [])
+
+
+def test_forward_resolves_through_the_bounded_dns_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 13 (L6): stateless forward used an unbounded, uncached getaddrinfo per message
+    asked: list[str] = []
+
+    def fake(host: str, port: object, *args: object, **kwargs: object) -> object:
+        asked.append(host)
+        if host == "next.hop.test":
+            return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("192.0.2.7", 0))]
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    ctx, sent = make_ctx()
+    for _ in range(3):
+        assert core.forward_uri(ctx, "sip:next.hop.test:5070") == 1
+        assert sent.items[-1][1] == ("192.0.2.7", 5070)
+        assert core.forward_uri(ctx, "sip:nowhere.test") == -1
+    assert asked == ["next.hop.test", "nowhere.test"]  # answers and failures are cached

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import socket
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
@@ -666,19 +665,13 @@ def add_tcp_alias_via(ctx: MsgContext) -> int:
 # stateless forwarding
 
 
-def _resolve(host: str, port: int) -> tuple[str, int] | None:
-    h = _norm_host(host)
-    if _family(h):
-        return h, port
-    try:
-        infos = socket.getaddrinfo(h, port, type=socket.SOCK_DGRAM)
-    except (OSError, UnicodeError) as exc:
-        klog.err(f"cannot resolve [{host}]: {exc}")
+def _resolve(ctx: MsgContext, host: str, port: int) -> tuple[str, int] | None:
+    # the process's bounded DNS cache: a bounded wait, failures cached (dns_cache_* globals)
+    ip = ctx.proc.dns.resolve(_norm_host(host))
+    if ip is None:
+        klog.err(f"cannot resolve [{host}]")
         return None
-    for family, _t, _p, _c, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            return str(sockaddr[0]), port
-    return None
+    return ip, port
 
 
 def _local_sent_by(ctx: MsgContext) -> str:
@@ -733,7 +726,7 @@ def forward_uri(ctx: MsgContext, uri: str) -> int:
         return -1
     proto = _uri_proto(u)
     port = int(u.port) if getattr(u, "port", None) else (5061 if proto == "tls" else 5060)
-    addr = _resolve(str(u.host), port)
+    addr = _resolve(ctx, str(u.host), port)
     if addr is None:
         return -1
     try:
