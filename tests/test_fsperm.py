@@ -86,3 +86,17 @@ def test_cache_dir_honours_env_and_makes_every_level_private(
     d.chmod(0o777)
     with pytest.raises(UnsafePathError, match=f"{d}: mode 0777"):
         user_cache_dir("modules", "demo")
+
+
+def test_cache_below_a_directory_others_can_rename_in_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user could swap the verified tree between the check and the load."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("PYKEMI_CACHE_DIR", str(shared / "cache"))
+    with pytest.raises(UnsafePathError, match=f"{shared}: mode 0777 lets other users"):
+        user_cache_dir("sqlang")
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot rename what is ours
+    assert user_cache_dir("sqlang") == shared / "cache" / "sqlang"

@@ -103,6 +103,25 @@ def user_runtime_dir() -> Path:
     return private_dir(Path("/tmp") / f"pykemi-{os.geteuid()}")
 
 
+def _check_ancestors(path: Path) -> None:
+    """Only root and this user may rename entries of the directories above ``path`` (sticky
+    ones like /tmp aside): otherwise another user could swap the verified tree for theirs
+    between the check and the load. Both the path as given and its resolved form count."""
+    euid = os.geteuid()
+    for d in sorted({*path.parents, *Path(os.path.realpath(path)).parents}):  # top down
+        st = os.stat(d)
+        if st.st_uid not in (0, euid):
+            raise UnsafePathError(
+                f"{d}: owned by uid {st.st_uid}, not by root or this user (uid {euid}); "
+                "another user could replace what is below it"
+            )
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            raise UnsafePathError(
+                f"{d}: mode {stat.S_IMODE(st.st_mode):04o} lets other users rename what is "
+                "below it; expected no group/other write (or the sticky bit, as /tmp)"
+            )
+
+
 def user_cache_dir(*parts: str) -> Path:
     """Per-user cache for compiled glue and generated code: ``$PYKEMI_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/pykemi`` or ``~/.cache/pykemi``; it and each sub-directory ``parts``
@@ -115,6 +134,7 @@ def user_cache_dir(*parts: str) -> Path:
         base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
         base.mkdir(parents=True, exist_ok=True)
         root = private_dir(base / "pykemi")
+    _check_ancestors(root)
     for part in parts:
         root = private_dir(root / part)
     return root
