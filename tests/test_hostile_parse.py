@@ -1,6 +1,6 @@
 """Hostile SIP at a running router (issue 13): header values that made the parser
-super-linear (H1) or hid a header behind a bare CR (L5). The router must keep answering
-valid traffic at once and never put a bare CR on the wire."""
+super-linear (H1), hid a header behind a bare CR (L5) or carried an out-of-range port (L4).
+The router must keep answering valid traffic at once and never put a bare CR on the wire."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import re
 import socket
 import time
 from pathlib import Path
+
+import pytest
 
 from .fuzz.fuzz_sip import h1_message
 from .test_hostile import ask_udp, hostile_router, pytestmark, valid
@@ -59,3 +61,34 @@ def test_l5_bare_cr_is_never_forwarded(tmp_path: Path) -> None:
             assert re.search(rb"\r(?!\n)", reply) is None, reply
         assert ask_udp(r.port, valid(4)) == 200
         assert "bare CR" in r.log, r.log[-3000:]
+
+
+REPLY = (
+    "SIP/2.0 200 OK\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:{router};branch=z9hG4bK-ours\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:{uac};branch=z9hG4bK-uac;rport={rport}\r\n"
+    "From: <sip:a@127.0.0.1>;tag=1\r\n"
+    "To: <sip:b@127.0.0.1>;tag=2\r\n"
+    "Call-ID: rport-{rport}@127.0.0.1\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("rport", ["99999", "0", "abc"])
+def test_l4_bad_rport_falls_back_to_the_via_port(tmp_path: Path, rport: str) -> None:
+    # a relayed reply goes to the 2nd Via; a bad rport value is ignored (Kamailio: the Via
+    # port is used) instead of raising in the send (port 99999: OverflowError, reply lost)
+    with hostile_router(tmp_path, "direct") as r:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as uac:
+            uac.bind(("127.0.0.1", 0))
+            uac.settimeout(3.0)
+            data = REPLY.format(router=r.port, uac=uac.getsockname()[1], rport=rport)
+            uac.sendto(data.encode(), ("127.0.0.1", r.port))
+            try:
+                relayed = uac.recvfrom(65535)[0]
+            except TimeoutError:
+                relayed = b""
+        assert relayed.startswith(b"SIP/2.0 200 OK\r\n"), r.log[-3000:]
+        assert b"z9hG4bK-ours" not in relayed and b"z9hG4bK-uac" in relayed
+        assert "Traceback" not in r.log and "error processing" not in r.log, r.log[-3000:]

@@ -468,9 +468,33 @@ def test_via_forms() -> None:
     assert str(via) == "SIP/2.0/UDP host.example.com:5070;branch=z9hG4bK1;rport="
     assert Via.parse("SIP/2.0/UDP h;BRANCH=z9hG4bKA;Received=1.2.3.4").branch == "z9hG4bKA"
     assert Via.parse("SIP/2.0/UDP h;BRANCH=z9;Received=1.2.3.4").received == "1.2.3.4"
-    for bad in ("SIP/2.0/UDP", "UDP h", "SIP/2.0/UDP [::1", "SIP/2.0/UDP h:x"):
+    for bad in ("SIP/2.0/UDP", "UDP h", "SIP/2.0/UDP [::1", "SIP/2.0/UDP h:x", "SIP/2.0/UDP h:0"):
         with pytest.raises(SipParseError):
             Via.parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("param", "rport"),
+    [
+        ("", None),
+        (";rport", ""),
+        (";rport=", ""),
+        (";rport=5070", "5070"),
+        (";RPORT=65535", "65535"),
+        # L4 (issue 13): not a port 1..65535: the value is ignored, as Kamailio does (the
+        # Via port is used), so no module ever gets 99999 or "abc" to convert
+        (";rport=99999", ""),
+        (";rport=0", ""),
+        (";rport=abc", ""),
+        (";rport=\xff", ""),
+        (";rport=5060000000000000000000", ""),
+        (";rport=-1", ""),
+    ],
+)
+def test_via_rport_is_a_port_or_ignored(param: str, rport: str | None) -> None:
+    via = Via.parse("SIP/2.0/UDP h:5062;branch=z9hG4bK1" + param)
+    assert via.rport == rport
+    assert str(via).endswith(param)  # forwarded as received
 
 
 def test_name_addr() -> None:

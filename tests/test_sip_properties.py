@@ -127,6 +127,9 @@ def test_pathological_inputs_are_fast() -> None:
         assert time.perf_counter() - start < 1.0
 
 
+LINEAR_RATIO_MAX = 32
+
+
 @st.composite
 def hostile_shapes(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """(header text, filler): a header opened by a delimiter, then a repeated filler (H1)."""
@@ -140,7 +143,9 @@ def hostile_shapes(draw: st.DrawFn) -> tuple[bytes, bytes]:
 @settings(max_examples=100, deadline=None)
 @given(hostile_shapes())
 def test_parse_time_grows_linearly(shape: tuple[bytes, bytes]) -> None:
-    # H1 (issue 13): 16x the input may cost ~16x the time, not 256x (x20: fixed costs, noise)
+    # H1 (issue 13): 16x the input costs 16x the time when linear, 256x when quadratic (as
+    # before the fix). Allocator, cache and GC effects on 30k+ objects measure up to ~25x, so
+    # the bound is 32x: well clear of both.
     small, large = filled_message(*shape, 4096), filled_message(*shape, 65536)
 
     def ratio() -> float:
@@ -149,9 +154,9 @@ def test_parse_time_grows_linearly(shape: tuple[bytes, bytes]) -> None:
         return t_large / max(t_small, 1e-5)
 
     r = ratio()
-    if r > 20:
+    if r > LINEAR_RATIO_MAX:
         r = ratio()  # again: one burst of load on the machine is not a finding
-    assert r <= 20, f"64 KB costs {r:.0f}x a 4 KB input of the same shape {shape!r}"
+    assert r <= LINEAR_RATIO_MAX, f"64 KB costs {r:.0f}x a 4 KB input of the same shape {shape!r}"
 
 
 # -- (2) generated valid messages round-trip ----------------------------------------------------
@@ -259,7 +264,7 @@ def uri_texts(draw: st.DrawFn) -> str:
         text += "@"
     text += draw(st.one_of(hostnames, ipv4, ipv6))
     if draw(st.booleans()):
-        text += ":" + str(draw(st.integers(0, 65535)))
+        text += ":" + str(draw(st.integers(1, 65535)))
     text += p
     if draw(st.booleans()):
         text += "?" + draw(st.text(alphabet="abc=&%20;?:", max_size=12))

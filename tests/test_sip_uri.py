@@ -177,6 +177,10 @@ def test_edit_and_build() -> None:
         ("sip:a@b:", "bad port ''"),
         ("sip:a@b:port", "bad port 'port'"),
         ("sip:a@b:70000", "port 70000 out of range"),
+        ("sip:a@b:65536", "port 65536 out of range 1..65535"),  # L4 (issue 13)
+        ("sip:a@b:0", "port 0 out of range 1..65535"),
+        ("sip:a@b:000000", "bad port '000000'"),
+        ("sip:a@[::1]:99999", "port 99999 out of range"),
         ("sip:a@[::1", "unterminated IPv6 reference"),
         ("sip:a@[::1]x", "unexpected 'x' after IPv6 reference"),
         ("sip:a@2001:db8::1", "bad port"),

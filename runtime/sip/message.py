@@ -22,6 +22,7 @@ from .nameaddr import (
     has_param,
     parse_name_addr,
     parse_params,
+    port_number,
     split_host_port,
     split_unquoted,
 )
@@ -136,10 +137,16 @@ class Via:
 
     @property
     def rport(self) -> str | None:
-        """None when absent, "" when present without a value (RFC 3581 request)."""
+        """None when absent; the port digits; "" when present without a usable value.
+
+        "" is an RFC 3581 request (no value) or a value that is not a port 1..65535,
+        which is ignored as Kamailio does (the Via port is used): so a non-empty result
+        always converts with ``int`` to a port the OS accepts (issue 13, L4).
+        """
         if not has_param(self.params, "rport"):
             return None
-        return get_param(self.params, "rport") or ""
+        value = get_param(self.params, "rport")
+        return value if value and port_number(value) is not None else ""
 
     def sent_by(self) -> str:
         """``host[:port]`` as it appears in the Via."""

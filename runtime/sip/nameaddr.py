@@ -20,6 +20,7 @@ __all__ = [
     "parse_name_addr",
     "parse_params",
     "parse_port",
+    "port_number",
     "split_host_port",
     "split_unquoted",
 ]
@@ -108,13 +109,28 @@ def has_param(params: dict[str, str | None], name: str) -> bool:
     return name in params or any(k.lower() == name for k in params)
 
 
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int | None:
+    """``text`` as a port 1..65535 (at most 5 ASCII digits), None when it is not one."""
+    if 0 < len(text) <= 5 and text.isascii() and text.isdigit():
+        port = int(text)
+        if 0 < port <= MAX_PORT:
+            return port
+    return None
+
+
 def parse_port(text: str, where: str) -> int:
-    """A decimal port 0..65535; ``where`` names the value in the error message."""
-    if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
+    """A decimal port 1..65535; ``where`` names the value in the error message.
+
+    Checked here, at parse time, so no module ever sends to a port the OS rejects.
+    """
+    port = port_number(text)
+    if port is None:
+        if 0 < len(text) <= 5 and text.isascii() and text.isdigit():
+            raise SipParseError(f"port {int(text)} out of range 1..{MAX_PORT} in {where!r}")
         raise SipParseError(f"bad port {text!r} in {where!r}")
-    port = int(text)
-    if port > 65535:
-        raise SipParseError(f"port {port} out of range in {where!r}")
     return port
 
 
