@@ -8,6 +8,8 @@ same header and export-table emitter.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from cffi import FFI
@@ -113,15 +115,21 @@ ffibuilder = make_ffibuilder()
 def build_inplace(verbose: bool = False) -> str:
     """Compile next to this file (``kemi build``); returns the extension's path."""
     cwd = os.getcwd()
-    try:
-        os.chdir(ROOT)
-        tmp = ROOT / "build" / "cffi"
-        tmp.mkdir(parents=True, exist_ok=True)
-        lib = make_ffibuilder(relative=False).compile(tmpdir=str(tmp), verbose=verbose)
-    finally:
-        os.chdir(cwd)
-    target = HERE / Path(lib).name
-    Path(lib).replace(target)
+    # a fresh private (mkdtemp, 0700) work dir: nothing there another user could plant
+    with tempfile.TemporaryDirectory(prefix="pykemi-build-") as tmp:
+        try:
+            os.chdir(ROOT)
+            lib = make_ffibuilder(relative=False).compile(tmpdir=tmp, verbose=verbose)
+        finally:
+            os.chdir(cwd)
+        target = HERE / Path(lib).name
+        # copied next to the target, then renamed over it: a running router keeps its old
+        # file (overwriting a loaded .so in place would crash it)
+        fd, staged = tempfile.mkstemp(prefix=f".{target.name}-", dir=HERE)
+        with os.fdopen(fd, "wb") as out, open(lib, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(staged, 0o755)
+        os.replace(staged, target)
     return str(target)
 
 
