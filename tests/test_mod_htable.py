@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,9 @@ from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import htable as ht
 from pykemi.runtime.router import Router
 
+from .enginehelpers import InProcess, make_router
 from .modhelpers import make_ctx, request
+from .test_usrloc_redis import REDIS, redis_url  # noqa: F401 - the Redis server fixture
 
 
 def new_ctx(*defs: str) -> MsgContext:
@@ -161,3 +164,69 @@ def test_mod_init_event_callback(tmp_path: Path) -> None:
     router.handle(request("OPTIONS"), ("127.0.0.1", 5070), ("127.0.0.1", 5060), "udp",
                   lambda d, a: sent.append(d))  # fmt: skip
     assert sent and b" 200 htable:mod-init\r\n" in sent[0]
+
+
+# ---- L4: bytes that are not UTF-8 (0xff in a header) as keys and values ----------------------
+
+BINARY_SCRIPTS = {
+    "lua": """
+function ksr_request_route()
+    local k = KSR.pv.get("$hdr(X-Key)")
+    local v = KSR.pv.get("$hdr(X-Val)")
+    local r = {KSR.htable.sht_sets("t", k, v), KSR.htable.sht_match_name("t", "eq", k),
+               KSR.htable.sht_match_str_value("t", "re", "^" .. v .. "$")}
+    KSR.hdr.append_to_reply("X-Got: " .. KSR.htable.sht_gete("t", k) .. "\\r\\n")
+    KSR.htable.sht_iterator_start("i", "t")
+    KSR.htable.sht_iterator_next("i")
+    KSR.hdr.append_to_reply("X-It: " .. KSR.pv.get("$shtitkey(i)") .. "\\r\\n")
+    KSR.htable.sht_iterator_end("i")
+    r[#r + 1] = KSR.htable.sht_rm("t", k)
+    r[#r + 1] = KSR.htable.sht_is_null("t", k)
+    KSR.sl.send_reply(200, "R " .. table.concat(r, " "))
+end
+""",
+    "python": """
+import KSR
+
+
+def ksr_request_route(msg):
+    k = KSR.pv.get("$hdr(X-Key)")
+    v = KSR.pv.get("$hdr(X-Val)")
+    r = [KSR.htable.sht_sets("t", k, v), KSR.htable.sht_match_name("t", "eq", k),
+         KSR.htable.sht_match_str_value("t", "re", "^" + v + "$")]
+    KSR.hdr.append_to_reply("X-Got: " + KSR.htable.sht_gete("t", k) + "\\r\\n")
+    KSR.htable.sht_iterator_start("i", "t")
+    KSR.htable.sht_iterator_next("i")
+    KSR.hdr.append_to_reply("X-It: " + KSR.pv.get("$shtitkey(i)") + "\\r\\n")
+    KSR.htable.sht_iterator_end("i")
+    r += [KSR.htable.sht_rm("t", k), KSR.htable.sht_is_null("t", k)]
+    KSR.sl.send_reply(200, "R " + " ".join(str(x) for x in r))
+""",
+}
+
+
+BINARY_OPTIONS = request("OPTIONS").replace(
+    b"Content-Length", b"X-Key: k\xff\xfe1\r\nX-Val: v\xff2\r\nContent-Length"
+)
+
+
+@pytest.mark.parametrize(
+    ("engine", "backend"), [("lua", "sqlite"), ("python", "sqlite"), ("lua", "redis")]
+)
+def test_non_utf8_keys_and_values_round_trip(
+    tmp_path: Path, engine: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    cfg = 'modparam("htable", "htable", "t=>size=4;")'
+    if backend == "redis":
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        cfg += f'\nmodparam("htable", "db_url", "{request.getfixturevalue("redis_url")}")'
+    router = make_router(
+        tmp_path, engine, BINARY_SCRIPTS[engine], modules=("htable", "textops"), extra_cfg=cfg
+    )
+    r = InProcess(router, io.StringIO())
+    r.handle(BINARY_OPTIONS)
+    assert r.sent, "no reply: the script failed"
+    data = r.sent[-1][0]
+    assert b" 200 R 1 1 1 1 1\r\n" in data, data
+    assert b"\r\nX-Got: v\xff2\r\n" in data and b"\r\nX-It: k\xff\xfe1\r\n" in data, data

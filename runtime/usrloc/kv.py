@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .store import StoreError
+from .store import StoreError, _from_sql, _to_sql  # non-UTF-8 message bytes, as usrloc
 
 Value = str | int
 Item = tuple[Value, int]  # (value, expires)
@@ -76,8 +76,8 @@ class SqliteKv(KvStore):
         return self._conn
 
     @staticmethod
-    def _row(isint: int, v: str) -> Value:
-        return int(v) if isint else v
+    def _row(isint: int, v: str | bytes) -> Value:
+        return int(v) if isint else str(_from_sql(v))
 
     def get(self, table: str, key: str) -> Item | None:
         try:
@@ -86,7 +86,7 @@ class SqliteKv(KvStore):
                 .execute(
                     "SELECT isint, v, expires FROM kv WHERE tname = ? AND k = ? "
                     "AND (expires = 0 OR expires > ?)",
-                    (table, key, int(time.time())),
+                    (table, _to_sql(key), int(time.time())),
                 )
                 .fetchone()
             )
@@ -98,7 +98,7 @@ class SqliteKv(KvStore):
         try:
             self._db().execute(
                 "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?)",
-                (table, key, int(isinstance(value, int)), str(value), expires),
+                (table, _to_sql(key), int(isinstance(value, int)), _to_sql(str(value)), expires),
             )
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
@@ -108,7 +108,9 @@ class SqliteKv(KvStore):
             db = self._db()
             n = 0
             for k in keys:
-                n += db.execute("DELETE FROM kv WHERE tname = ? AND k = ?", (table, k)).rowcount
+                n += db.execute(
+                    "DELETE FROM kv WHERE tname = ? AND k = ?", (table, _to_sql(k))
+                ).rowcount
             return n
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
@@ -126,7 +128,7 @@ class SqliteKv(KvStore):
                 "AND (expires = 0 OR expires > ?) ORDER BY k",
                 (table, int(time.time())),
             )
-            return [(str(r[0]), self._row(r[1], r[2]), int(r[3])) for r in cur]
+            return [(str(_from_sql(r[0])), self._row(r[1], r[2]), int(r[3])) for r in cur]
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
@@ -138,12 +140,13 @@ class SqliteKv(KvStore):
             raise StoreError(str(exc)) from exc
         try:
             new = fn(self.get(table, key))
+            skey = _to_sql(key)
             if new is None:
-                db.execute("DELETE FROM kv WHERE tname = ? AND k = ?", (table, key))
+                db.execute("DELETE FROM kv WHERE tname = ? AND k = ?", (table, skey))
             else:
                 db.execute(
                     "INSERT OR REPLACE INTO kv VALUES (?, ?, ?, ?, ?)",
-                    (table, key, int(isinstance(new[0], int)), str(new[0]), new[1]),
+                    (table, skey, int(isinstance(new[0], int)), _to_sql(str(new[0])), new[1]),
                 )
             db.execute("COMMIT")
             return new
@@ -189,7 +192,10 @@ class RedisKv(KvStore):
     def _r(self) -> Any:
         if self._client is None or self._pid != os.getpid():
             self._client = self._mod.Redis.from_url(
-                self.url, socket_timeout=2.0, socket_connect_timeout=2.0
+                self.url,
+                socket_timeout=2.0,
+                socket_connect_timeout=2.0,
+                encoding_errors="surrogateescape",  # keys with non-UTF-8 message bytes
             )
             self._pid = os.getpid()
         return self._client
@@ -244,7 +250,9 @@ class RedisKv(KvStore):
         out: list[tuple[str, Value, int]] = []
         try:
             for raw in self._r().scan_iter(match=_glob_escape(head) + "*", count=500):
-                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                name = (
+                    raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else str(raw)
+                )
                 item = self.get(table, name[len(head) :])
                 if item is not None:
                     out.append((name[len(head) :], item[0], item[1]))
