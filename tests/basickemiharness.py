@@ -34,9 +34,11 @@ ACC_EXTRA = ("src_user", "src_domain", "src_ip", "dst_ouser", "dst_user", "dst_d
 
 def init_db(url: str) -> None:
     """``kemi db init`` + the subscribers; the acc columns of the cfg's ACCDB_COMMENT."""
-    users = [("db", "add-user", url, u, DOMAIN, pw) for u, pw in USERS.items()]
-    for args in [("db", "init", url), *users]:
-        res = kemi(*args)
+    res = kemi("db", "init", url)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for user, pw in USERS.items():  # the cfg has calculate_ha1: the plain password is needed
+        args = ("db", "add-user", url, user, DOMAIN, "--password-stdin", "--store-plaintext")
+        res = kemi(*args, stdin=pw + "\n")
         assert res.returncode == 0, res.stdout + res.stderr
     from sqlalchemy import text
 

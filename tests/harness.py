@@ -121,11 +121,12 @@ def _screen_total(screen: str, label: str) -> int | None:
 
 
 def kemi(
-    *args: str, cwd: Path | None = None, timeout: float = 120
+    *args: str, cwd: Path | None = None, timeout: float = 120, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "pykemi.runtime.cli", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,

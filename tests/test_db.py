@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
+import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from select import select as select_fd
 
 import pytest
 from sqlalchemy import inspect, select
@@ -76,14 +80,21 @@ def test_bad_urls(url: str, needle: str) -> None:
 # ---- kemi db on SQLite ------------------------------------------------------------------------
 
 
+def add_user_stdin(monkeypatch: pytest.MonkeyPatch, password: str, *args: str) -> int:
+    """``kemi db add-user ARGS --password-stdin`` with ``password`` on stdin (in process)."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return kemi_main(["db", "add-user", *args, "--password-stdin"])
+
+
 def test_kemi_db_init_add_user_add_address(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite://{tmp_path}/k.db"
     assert kemi_main(["db", "init", url]) == 0
     assert kemi_main(["db", "init", url]) == 0  # idempotent: tables kept, versions reset
-    assert kemi_main(["db", "add-user", url, "alice", "example.com", "secret"]) == 0
-    assert kemi_main(["db", "add-user", url, "alice", "example.com", "secret2"]) == 0
+    assert add_user_stdin(monkeypatch, "secret", url, "alice", "example.com") == 0
+    plain = ["--store-plaintext"]
+    assert add_user_stdin(monkeypatch, "secret2", url, "alice", "example.com", *plain) == 0
     assert kemi_main(["db", "add-address", url, "1", "10.0.0.0", "8", "0"]) == 0
     assert kemi_main(["db", "add-address", url, "2", "192.0.2.7", "--tag", "gw"]) == 0
     out = capsys.readouterr().out
@@ -111,7 +122,9 @@ def test_kemi_db_init_add_user_add_address(
     assert [tuple(r) for r in addrs] == [(1, "10.0.0.0", 8, 0, None), (2, "192.0.2.7", 32, 0, "gw")]
 
 
-def test_kemi_db_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kemi_db_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert kemi_main(["db", "init", "text:///tmp/dbtext"]) == 1
     assert "not supported" in capsys.readouterr().err
     url = f"sqlite://{tmp_path}/k.db"
@@ -119,9 +132,114 @@ def test_kemi_db_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "invalid IP" in capsys.readouterr().err
     assert kemi_main(["db", "add-address", url, "1", "10.0.0.1", "33"]) == 1
     # a table that does not exist: a clean error, no traceback
-    assert kemi_main(["db", "add-user", url, "a", "b", "c"]) == 1
+    assert add_user_stdin(monkeypatch, "c", url, "a", "b") == 1
     assert "no such table" in capsys.readouterr().err
     assert kemi_main(["db", "init", url, "--table", "nope"]) == 1
+
+
+# ---- L7: kemi db keeps secrets secret ------------------------------------------------------
+
+
+def _kemi_db(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``kemi db ARGS`` as a user runs it (umask 022, stdin a pipe)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pykemi.runtime.cli", "db", *args],
+        input=stdin or "",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+
+
+def _subscriber(url: str) -> tuple[str, str, str]:
+    row = Database(url).fetch_all(select(schema.subscriber))[0]
+    return row.password, row.ha1, row.ha1b
+
+
+def test_kemi_db_sqlite_file_is_0600(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/k.db"
+    res = _kemi_db("init", url)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE((tmp_path / "k.db").stat().st_mode) == 0o600
+    # a database someone made readable: init says so (and leaves the mode to the admin)
+    (tmp_path / "k.db").chmod(0o644)
+    res = _kemi_db("init", url)
+    assert res.returncode == 0 and "mode 0644" in res.stderr and "chmod 600" in res.stderr
+
+
+def test_kemi_db_add_user_stores_ha1_only_and_reads_stdin(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/k.db"
+    assert _kemi_db("init", url).returncode == 0
+    res = _kemi_db("add-user", url, "alice", "example.com", "--password-stdin", stdin="s3 cret\n")
+    assert res.returncode == 0, res.stderr
+    ha1 = admin.md5_hex("alice:example.com:s3 cret")
+    ha1b = admin.md5_hex("alice@example.com:example.com:s3 cret")
+    assert _subscriber(url) == ("", ha1, ha1b)
+    assert b"s3 cret" not in (tmp_path / "k.db").read_bytes()
+    # plaintext only when asked for (auth_db calculate_ha1=1 configs)
+    res = _kemi_db(
+        "add-user", url, "alice", "example.com", "--password-stdin", "--store-plaintext",
+        stdin="s3 cret\n",
+    )  # fmt: skip
+    assert res.returncode == 0 and _subscriber(url) == ("s3 cret", ha1, ha1b)
+
+
+def test_kemi_db_add_user_refuses_password_on_command_line(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/k.db"
+    assert _kemi_db("init", url).returncode == 0
+    res = _kemi_db("add-user", url, "alice", "example.com", "hunter2")
+    assert res.returncode == 1 and "not accepted on the command line" in res.stderr
+    assert "hunter2" not in res.stderr + res.stdout
+    # stdin not a terminal and no --password-stdin: no silent read, no empty password
+    res = _kemi_db("add-user", url, "alice", "example.com", stdin="hunter2\n")
+    assert res.returncode == 1 and "--password-stdin" in res.stderr
+    res = _kemi_db("add-user", url, "alice", "example.com", "--password-stdin", stdin="\n")
+    assert res.returncode == 1 and "empty password" in res.stderr
+    assert not Database(url).fetch_all(select(schema.subscriber))
+
+
+def test_kemi_db_add_user_prompts_on_a_terminal(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/k.db"
+    assert _kemi_db("init", url).returncode == 0
+    master, slave = os.openpty()
+    args = [sys.executable, "-m", "pykemi.runtime.cli", "db", "add-user", url, "bob", "d"]
+    with subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave) as proc:
+        os.close(slave)
+        out = b""
+        for prompt in (b"Password: ", b"Password (again): "):
+            deadline = time.monotonic() + 60
+            while prompt not in out and time.monotonic() < deadline:
+                if select_fd([master], [], [], 1)[0]:
+                    out += os.read(master, 1024)
+            assert prompt in out, out
+            out = out.replace(prompt, b"", 1)
+            os.write(master, b"pty-pw\n")
+        assert proc.wait(timeout=60) == 0
+    os.close(master)
+    assert b"pty-pw" not in out  # not echoed
+    assert _subscriber(url) == ("", admin.md5_hex("bob:d:pty-pw"), admin.md5_hex("bob@d:d:pty-pw"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://kam:hunter2@localhost:99999/db",
+        "mysql://kam:hunter2@localhost:abc/db",
+        "mysql://kam:hunter2@localhost",
+        "postgres://kam:hunter2@[::1/db",
+        "foo://kam:hunter2@h/db",
+        "oracle://kam:hunter2@h/db",
+        "kam:hunter2@localhost/db",
+        "mysql://kam:hunter2@127.0.0.1:{dead}/kamailio",  # connection refused
+    ],
+)
+def test_db_url_errors_never_echo_the_password(url: str) -> None:
+    url = url.format(dead=_free_port())
+    res = _kemi_db("init", url)
+    assert res.returncode == 1, res.stdout
+    assert "hunter2" not in res.stderr + res.stdout
+    assert "kam:***@" in res.stderr
 
 
 def test_database_errors_are_dberror(tmp_path: Path) -> None:
@@ -222,9 +340,9 @@ def pg_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_postgresql_init_users_and_addresses(pg_url: str) -> None:
+def test_postgresql_init_users_and_addresses(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert kemi_main(["db", "init", pg_url]) == 0
-    assert kemi_main(["db", "add-user", pg_url, "alice", "example.com", "secret"]) == 0
+    assert add_user_stdin(monkeypatch, "secret", pg_url, "alice", "example.com") == 0
     admin.add_address(pg_url, 1, "10.1.0.0", 16, 5060, "pg")
     db = Database(pg_url)
     assert db.table_version("location") == 9

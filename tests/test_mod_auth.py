@@ -93,7 +93,7 @@ def challenge_of(sent: list[tuple[bytes, tuple[str, int]]]) -> tuple[SipMessage,
 def db_url(tmp_path: Path) -> str:
     url = f"sqlite://{tmp_path}/auth.db"
     admin.init_db(url, ["subscriber"])
-    admin.add_user(url, "alice", REALM, "secret")
+    admin.add_user(url, "alice", REALM, "secret", plaintext=True)  # for calculate_ha1=1
     return url
 
 

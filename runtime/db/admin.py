@@ -1,13 +1,16 @@
 """Creating Kamailio's tables and adding the rows tests and docs need.
 
 ``ha1`` / ``ha1b`` are computed like ``kamctl add``: MD5("user:domain:password")
-and MD5("user@domain:domain:password").
+and MD5("user@domain:domain:password"). The plain password is stored only on request
+(kamctl's STORE_PLAINTEXT_PW=1), for configs using auth_db ``calculate_ha1``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
+import stat
 
 from sqlalchemy import delete, insert, select, update
 
@@ -54,12 +57,30 @@ def init_db(url: str, tables: list[str] | None = None) -> list[str]:
     return [t.name for t in objs]
 
 
-def add_user(url: str, user: str, domain: str, password: str) -> str:
-    """Insert or update a subscriber (plain password, ha1, ha1b); "added" or "updated"."""
+def loose_permissions(url: str) -> str | None:
+    """For an SQLite URL whose file other users can access: a warning naming it, else None."""
+    db = Database(url)
+    if db.parsed.backend != "sqlite":
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(db.parsed.database).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"{db.parsed.database} has mode {mode:04o}: other users can read the password "
+        "hashes; chmod 600 it"
+    )
+
+
+def add_user(url: str, user: str, domain: str, password: str, plaintext: bool = False) -> str:
+    """Insert or update a subscriber (ha1, ha1b, and the plain password only with
+    ``plaintext``; else the password column is empty); "added" or "updated"."""
     db = Database(url)
     sub = schema.subscriber
     values = {
-        "password": password,
+        "password": password if plaintext else "",
         "ha1": ha1(user, domain, password),
         "ha1b": ha1b(user, domain, password),
     }

@@ -40,6 +40,7 @@ def get_engine(url: str) -> Engine:
     parsed = parse_db_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.backend == "sqlite":
+        create_private_file(parsed.database)
         kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT}
     else:
         kwargs["pool_pre_ping"] = True  # survive server restarts and idle timeouts
@@ -53,6 +54,19 @@ def get_engine(url: str) -> Engine:
         raise DbError(f"cannot create engine for {parsed.redacted()}: {exc}") from exc
     _ENGINES[url] = (pid, engine)
     return engine
+
+
+def create_private_file(path: str) -> None:
+    """Create a missing SQLite file with mode 0600 (it holds password hashes) before SQLite
+    would create it 0644; SQLite gives its journal files the database file's mode. An
+    existing file is left alone, a missing directory is left for SQLite to report."""
+    if not path or path == ":memory:":
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        os.close(os.open(path, flags, 0o600))
+    except OSError:
+        return
 
 
 def dispose_all() -> None:

@@ -66,9 +66,25 @@ class DbUrl:
 
     def redacted(self) -> str:
         """The URL without its password, for logs."""
-        if self.password is None:
-            return self.raw
-        return self.raw.replace(":" + self.password + "@", ":***@", 1)
+        return redact_url(self.raw)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with any password replaced by ``***`` (``scheme://user:***@host/db``).
+
+    Works on strings that do not parse, so error messages can quote them: everything
+    between ``user:`` and the last ``@`` goes (more rather than less).
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep:  # no scheme: may still be "user:password@host/db"
+        scheme, rest = "", text
+    if scheme.strip().lower() == "sqlite":
+        return text
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not at or not colon:
+        return text
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def _pg_driver() -> str:
@@ -83,15 +99,16 @@ def _pg_driver() -> str:
 def parse_db_url(text: str) -> DbUrl:
     """Parse a Kamailio db_url; DbUrlError names what is wrong."""
     raw = text.strip()
+    shown = redact_url(raw)  # error messages never echo the password
     scheme, sep, rest = raw.partition("://")
     if not sep or not scheme:
-        raise DbUrlError(f"invalid db_url [{text}]: expected scheme://...")
+        raise DbUrlError(f"invalid db_url [{shown}]: expected scheme://...")
     scheme = scheme.lower()
     if scheme in _UNSUPPORTED:
-        raise DbUrlError(f"db_url [{text}]: {_UNSUPPORTED[scheme]}")
+        raise DbUrlError(f"db_url [{shown}]: {_UNSUPPORTED[scheme]}")
     if scheme == "sqlite":
         if not rest:
-            raise DbUrlError(f"invalid db_url [{text}]: no database file")
+            raise DbUrlError(f"invalid db_url [{shown}]: no database file")
         # db_sqlite takes what follows "sqlite://" as the file name ("/abs" or "rel")
         path = rest if not rest.startswith("//") else "/" + rest.lstrip("/")
         return DbUrl(raw, "sqlite", database=path)
@@ -101,12 +118,12 @@ def parse_db_url(text: str) -> DbUrl:
         backend = "postgres"
     else:
         raise DbUrlError(
-            f"db_url [{text}]: unknown database scheme '{scheme}' "
+            f"db_url [{shown}]: unknown database scheme '{scheme}' "
             "(supported: mysql://, postgres://, sqlite://)"
         )
     netloc, slash, database = rest.partition("/")
     if not slash or not database:
-        raise DbUrlError(f"invalid db_url [{text}]: no database name after the host")
+        raise DbUrlError(f"invalid db_url [{shown}]: no database name after the host")
     userinfo, at, hostport = netloc.rpartition("@")
     if not at:
         hostport, userinfo = netloc, ""
@@ -116,17 +133,17 @@ def parse_db_url(text: str) -> DbUrl:
         u, colon, p = userinfo.partition(":")
         user = u or None
         password = p if colon else None
-    host, port = _host_port(hostport, text)
+    host, port = _host_port(hostport, shown)
     return DbUrl(raw, backend, user, password, host, port, database)
 
 
-def _host_port(hostport: str, text: str) -> tuple[str | None, int | None]:
+def _host_port(hostport: str, shown: str) -> tuple[str | None, int | None]:
     if not hostport:
         return None, None
     if hostport.startswith("["):  # [IPv6]:port
         end = hostport.find("]")
         if end < 0:
-            raise DbUrlError(f"invalid db_url [{text}]: unclosed '[' in host")
+            raise DbUrlError(f"invalid db_url [{shown}]: unclosed '[' in host")
         host, tail = hostport[1:end], hostport[end + 1 :]
         port_text = tail[1:] if tail.startswith(":") else ""
     else:
@@ -136,7 +153,7 @@ def _host_port(hostport: str, text: str) -> tuple[str | None, int | None]:
     try:
         port = int(port_text)
     except ValueError:
-        raise DbUrlError(f"invalid db_url [{text}]: bad port '{port_text}'") from None
+        raise DbUrlError(f"invalid db_url [{shown}]: bad port '{port_text}'") from None
     if not 0 < port < 65536:
-        raise DbUrlError(f"invalid db_url [{text}]: port {port} out of range")
+        raise DbUrlError(f"invalid db_url [{shown}]: port {port} out of range")
     return host or None, port
