@@ -75,7 +75,8 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def fuzz(session: nox.Session) -> None:
     """Coverage-guided fuzzing of the SIP parser (atheris), bounded: ``-- SECONDS`` (default 60;
-    10 when CI is set). New inputs go to build/fuzz/corpus, crashes to build/fuzz/crash-*."""
+    10 when CI is set). New inputs go to build/fuzz/corpus, crashes to build/fuzz/crash-*; an
+    input whose parse takes longer than tests/fuzz/fuzz_sip.py PARSE_BUDGET is a crash too."""
     _install(session, "test")
     session.install("atheris")
     seconds = session.posargs[0] if session.posargs else ("10" if "CI" in os.environ else "60")
