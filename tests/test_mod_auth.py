@@ -173,6 +173,25 @@ def test_nonce_valid_stale_forged() -> None:
     assert auth.check_nonce(other, n, now=1010) == auth.NONCE_INVALID
 
 
+def test_nonce_tables_slots_are_reused_and_old_nonces_refused() -> None:
+    from pykemi.runtime.modules.auth_nonce import Check, NonceTables
+
+    t = NonceTables(pools=1, nc_size=8, otn_size=8)  # 8 nonces tracked
+    ids = [t.issue(rank=3) for _ in range(9)]  # the 9th reuses the 1st one's slots
+    (first, flags), (last, _) = ids[0], ids[-1]
+    assert t.check_nc(first, flags & 0x3F, 1, update=True) == Check.GONE
+    assert t.check_otn(first, 0, update=True) == Check.GONE
+    assert t.check_nc(last, 0, 1, update=True) == Check.OK
+    assert t.check_nc(last, 0, 1, update=True) == Check.REPLAY
+    assert t.check_nc(last, 0, 256, update=True) == Check.GONE  # nc above 255: re-challenge
+    assert t.check_otn(last, 0, update=False) == Check.OK
+    assert t.check_otn(last, 0, update=True) == Check.OK
+    assert t.check_otn(last, 0, update=True) == Check.REPLAY
+    assert t.check_nc(last, 5, 2, update=False) == Check.GONE  # a pool we do not have
+    with pytest.raises(ValueError, match="too big"):
+        NonceTables(pools=1, nc_size=1 << 24, otn_size=0)
+
+
 # ---- challenges ---------------------------------------------------------------------------------
 
 

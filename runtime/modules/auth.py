@@ -162,8 +162,10 @@ def _secret(proc: ProcessState) -> bytes:
 
 def _make_tables(p: dict[str, Any]) -> NonceTables:
     """The shared nonce id / nc / one-time tables sized by the modparams (0 = feature off)."""
-    nc = int(p.get("nc_array_size") or 0), int(p.get("nc_array_order") or 0)
-    otn = int(p.get("otn_in_flight_no") or 0), int(p.get("otn_in_flight_order") or 0)
+    nc_size = int(p.get("nc_array_size") or DEFAULTS["nc_array_size"])
+    otn_size = int(p.get("otn_in_flight_no") or DEFAULTS["otn_in_flight_no"])
+    nc = nc_size, int(p.get("nc_array_order") or 0)
+    otn = otn_size, int(p.get("otn_in_flight_order") or 0)
     return NonceTables(
         int(p.get("nid_pool_no") or 1),
         table_size(*nc) if p.get("nonce_count") else 0,

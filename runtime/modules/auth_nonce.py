@@ -76,7 +76,12 @@ class NonceTables:
         self.pools = min(pow2_floor(pools), MAX_POOLS)
         for name, size in (("nc_array_size", nc_size), ("otn_in_flight_no", otn_size)):
             if size and size < 8 * self.pools:
-                raise ValueError(f"auth: {name} {size} is too small for nid_pool_no {self.pools}")
+                raise ValueError(f"{name} {size} is too small for nid_pool_no {self.pools}")
+            if size // self.pools >= (_U32 + 1) // NID_INC:  # ids would wrap inside a partition
+                raise ValueError(
+                    f"{name} {size} is too big: at most {(_U32 + 1) // NID_INC - 1} "
+                    "per nid_pool_no pool"
+                )
         self.nc_size, self.otn_size = nc_size, otn_size
         self.up_since = int(time.time())  # nonces made before this start are stale
         self._nc_at = 4 * self.pools
