@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: c1fdadd8c6f4372d
+ * Spec hash: fec9a6714e036baf
  */
 #include <stdlib.h>
 #include "kemi.h"
