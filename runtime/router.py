@@ -21,7 +21,7 @@ from .core.context import (
     SendFn,
 )
 from .core.dns import DnsCache, DnsSettings
-from .core.log import L_DBG, L_ERR, L_WARN, LOG, log
+from .core.log import L_DBG, L_ERR, L_WARN, LOG, Repeated, clip, error_kind, log
 from .core.stats import Stats
 from .dispatch import DEFAULT_CAPACITY, Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
@@ -66,6 +66,7 @@ ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED
 CORE = "core"
 # modules whose state lives in one worker (transactions, dialogs)
 AFFINITY_MODULES = ("tm", "tmx", "dialog")
+_BAD_SIP = Repeated(L_WARN)  # "dropping bad SIP" lines, aggregated per kind of error
 # called with each new Router (modules register reply hooks, timers, RPC methods)
 ROUTER_INIT_HOOKS: list[Callable[[Router], None]] = []
 
@@ -256,7 +257,14 @@ class Router:
         try:
             msg = parse_message(data)
         except SipParseError as exc:
-            log(L_DBG if not data.strip() else L_WARN, f"dropping bad SIP from {src}: {exc}")
+            if not data.strip():
+                log(L_DBG, f"dropping bad SIP from {src}: {exc}")
+                return
+            # short excerpt, one line per kind of error and interval (junk floods, security L3)
+            why = clip(str(exc))
+            _BAD_SIP.log(
+                f"dropping bad SIP from {src}: {why} ({{n}} such message(s))", error_kind(why)
+            )
             return
         ctx = MsgContext(msg, src, dst, proto, send, self.proc, msg_id=next(self._ids))
         try:
