@@ -23,17 +23,18 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, log
+from .core.context import CURRENT
+from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, Repeated, flush_repeated, log
 from .core.timer import TIMERS
 from .dispatch import StartupError
 from .engines.base import DEFAULT_TIME_LIMIT_MS
 from .launch import READY
 from .router import Router
-from .sip.message import SipParseError, frame_length
+from .tcpconn import SND_F_CON_CLOSE, SND_F_FORCE_CON_REUSE, TcpConn, TcpConns, TcpLimits
 from .transport import (
     MAX_CHANNEL,
     channel_pair,
@@ -45,12 +46,6 @@ from .transport import (
 )
 
 MAX_UDP = 65535
-# An unframed TCP stream larger than this is closed (the parser already refuses a header
-# block or a message above MAX_MESSAGE_SIZE, 64 KiB; this is the backstop).
-TCP_MAX_BUFFER = 256 * 1024
-# Kamailio's defaults for the TCP limits read from the config in Server.run (docs/reliability.md):
-TCP_MAX_CONNECTIONS = 2048  # global tcp_max_connections: accepted + outgoing connections
-TCP_IDLE = 120.0  # global tcp_connection_lifetime (s): a connection idle this long is closed
 # global kemi.worker_watchdog (ms, 0 = off): a worker busy this long with one batch of
 # messages is killed and restarted (engines that cannot abort a running script; long C calls)
 WORKER_WATCHDOG_MS = 10000
@@ -67,20 +62,21 @@ class Listen:
     addr: tuple[str, int]
 
 
-@dataclass
-class TcpConn:
-    cid: int
-    sock: socket.socket
-    peer: tuple[str, int]
-    local: int
-    buf: bytearray = field(default_factory=bytearray)
-    out: bytearray = field(default_factory=bytearray)
-    last: float = field(default_factory=time.monotonic)
+def send_flags(data: bytes) -> int:
+    """Send flags (SND_F_*) the message being routed set for ``data``: set_reply_* for a reply,
+    set_forward_* for a request (Kamailio keeps them per message the same way)."""
+    ctx = CURRENT.ctx
+    if ctx is None or not ctx.extra:
+        return 0
+    kind = "reply" if data.startswith(b"SIP/") else "forward"
+    flags = SND_F_FORCE_CON_REUSE if ctx.extra.get(f"{kind}_no_connect") else 0
+    return flags | (SND_F_CON_CLOSE if ctx.extra.get(f"{kind}_close") else 0)
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
+    # no SO_REUSEADDR: on UDP it would let another socket (another user, a second router)
+    # bind the same port and receive our datagrams; workers share this socket by fork
     sock = socket.socket(_family(host), socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     except OSError:
@@ -113,19 +109,13 @@ class Server:
         self.channels: list[socket.socket] = []  # main side, one per worker (dispatch mode)
         self._worker_sides: list[socket.socket] = []
         self.worker_channel: socket.socket | None = None  # worker side, in a worker
-        self.conns: dict[int, TcpConn] = {}
-        self.conn_by_peer: dict[tuple[str, int], int] = {}
-        self._next_cid = 1
+        self.tcp: TcpConns | None = None  # main process, dispatch mode
         self._stop = False
         self.sel: selectors.BaseSelector | None = None
         self.control: Any = None  # control socket server (RPC), main process
         self.dispatch = False
-        # TCP limits (main process), from the config in run()
-        self.tcp_max_connections = TCP_MAX_CONNECTIONS
-        self.tcp_idle = TCP_IDLE
-        self._idle_check = 0.0  # next time _tcp_idle scans the connections
-        self._refused_log = 0.0  # rate limit of the "too many connections" warning
-        self._refused = 0
+        self.tcp_limits = TcpLimits.from_cfg(router.cfg)
+        self._overload = Repeated(L_WARN)
         # each worker's "busy since" (monotonic ns, 0 = idle) in shared memory
         self._busy = router.stats.register("core:busy_since")
         self.watchdog_ns = WORKER_WATCHDOG_MS * 1_000_000
@@ -159,8 +149,16 @@ class Server:
 
     # -- sending (any process) -----------------------------------------------------------------
 
-    def send_to(self, proto: str, addr: tuple[str, int], data: bytes, conn: int = -1) -> bool:
-        """Send a SIP message: UDP directly; TCP via the connection owner."""
+    def send_to(
+        self,
+        proto: str,
+        addr: tuple[str, int],
+        data: bytes,
+        conn: int = -1,
+        flags: int | None = None,
+    ) -> bool:
+        """Send a SIP message: UDP directly; TCP via the connection owner. ``flags``: SND_F_*,
+        by default those the message being routed set (set_reply_* / set_forward_*)."""
         if proto == "udp":
             sock = self._udp_for(addr[0])
             if sock is None:
@@ -173,14 +171,16 @@ class Server:
                 log(L_ERR, f"sendto {addr[0]}:{addr[1]} failed: {exc.strerror}")
                 return False
         if proto == "tcp":
+            if flags is None:
+                flags = send_flags(data)
             if self.worker_channel is not None:
                 try:
-                    self.worker_channel.send(encode_out(conn, addr, data))
+                    self.worker_channel.send(encode_out(conn, addr, data, flags))
                     return True
                 except OSError as exc:
                     log(L_ERR, f"tcp send via main failed: {exc}")
                     return False
-            return self._tcp_send(conn, addr, data)
+            return self.tcp is not None and self.tcp.send(conn, addr, data, flags)
         log(L_ERR, f"cannot send over {proto}")
         return False
 
@@ -229,6 +229,7 @@ class Server:
                         break
                     handle(data, src[:2], lst.addr, "udp", senders[i])
             TIMERS.run_due()  # O(1) when nothing is due: it only looks at the heap's head
+            flush_repeated()  # counts of aggregated log lines (bad datagrams)
             stats.set(busy, 0)
 
     def _drain_channel(self, chan: socket.socket, handle: Callable[..., None]) -> None:
@@ -252,6 +253,8 @@ class Server:
 
     def _main_loop(self) -> None:
         sel = self.sel = selectors.DefaultSelector()
+        out_local = next((i for i, lst in enumerate(self.listens) if lst.proto == "tcp"), 0)
+        tcp = self.tcp = TcpConns(sel, self.tcp_limits, self._from_tcp, out_local)
         if self.dispatch:  # in direct mode the workers read the sockets themselves
             for i, lst in enumerate(self.listens):
                 sel.register(lst.sock, selectors.EVENT_READ, ("listen", i))
@@ -259,9 +262,10 @@ class Server:
             sel.register(chan, selectors.EVENT_READ, ("chan", w))
         if self.control is not None:
             self.control.register(sel)
+        wait = 1.0
         while not self._stop:
             try:
-                events = sel.select(timeout=1.0)
+                events = sel.select(timeout=wait)
             except InterruptedError:
                 continue
             for key, mask in events:
@@ -272,14 +276,15 @@ class Server:
                     elif kind == "chan":
                         self._on_channel(key.fileobj)  # type: ignore[arg-type]
                     elif kind == "tcp":
-                        self._on_tcp(ref, mask)
+                        tcp.on_event(ref, mask)
                     else:
                         self.control.on_event(key, mask)
                 except Exception as exc:  # noqa: BLE001 - the main loop must survive
                     log(L_ERR, f"main loop: {exc!r}")
             self._reap()
             self._watchdog()
-            self._tcp_idle()
+            wait = tcp.tick()
+            flush_repeated()
 
     def _to_worker(
         self, proto: str, local: int, conn: int, src: tuple[str, int], data: bytes
@@ -290,9 +295,15 @@ class Server:
         try:
             self.channels[w].send(encode_in(proto, local, conn, src, data))
         except BlockingIOError:
-            log(L_WARN, f"worker {w + 1} is overloaded: message from {src} dropped")
+            self._overload.log(
+                f"worker {w + 1} is overloaded: {{n}} message(s) dropped (last from {src[0]})",
+                str(w),
+            )
         except OSError as exc:
             log(L_ERR, f"dispatch to worker {w + 1}: {exc}")
+
+    def _from_tcp(self, conn: TcpConn, data: bytes) -> None:
+        self._to_worker("tcp", conn.local, conn.cid, conn.peer, data)
 
     def _on_listen(self, i: int) -> None:
         lst = self.listens[i]
@@ -310,118 +321,8 @@ class Server:
             sock, peer = lst.sock.accept()
         except OSError:
             return
-        if len(self.conns) >= self.tcp_max_connections:
-            # over tcp_max_connections: accept and close at once, so the backlog drains and
-            # the peer learns it (Kamailio refuses the same way); warn at most every 10 s
-            sock.close()
-            self._refused += 1
-            now = time.monotonic()
-            if now >= self._refused_log:
-                self._refused_log = now + 10.0
-                log(
-                    L_WARN,
-                    f"tcp_max_connections ({self.tcp_max_connections}) reached: "
-                    f"{self._refused} connection(s) refused so far",
-                )
-            return
-        self._add_conn(sock, peer[:2], i)
-
-    def _add_conn(self, sock: socket.socket, peer: tuple[str, int], local: int) -> TcpConn:
-        sock.setblocking(False)
-        cid = self._next_cid
-        self._next_cid += 1
-        conn = TcpConn(cid, sock, peer, local)
-        self.conns[cid] = conn
-        self.conn_by_peer[peer] = cid
-        assert self.sel is not None
-        self.sel.register(sock, selectors.EVENT_READ, ("tcp", cid))
-        return conn
-
-    def _close(self, conn: TcpConn) -> None:
-        self.conns.pop(conn.cid, None)
-        if self.conn_by_peer.get(conn.peer) == conn.cid:
-            del self.conn_by_peer[conn.peer]
-        try:
-            assert self.sel is not None
-            self.sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
-
-    def _on_tcp(self, cid: int, mask: int) -> None:
-        conn = self.conns.get(cid)
-        if conn is None:
-            return
-        if mask & selectors.EVENT_WRITE and conn.out:
-            self._flush(conn)
-        if not mask & selectors.EVENT_READ:
-            return
-        try:
-            chunk = conn.sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close(conn)
-            return
-        if not chunk:
-            self._close(conn)
-            return
-        conn.last = time.monotonic()
-        conn.buf += chunk
-        while conn.buf:
-            try:
-                n = frame_length(bytes(conn.buf))
-            except SipParseError as exc:  # bad Content-Length, header block or message > 64 KiB
-                log(L_WARN, f"tcp {conn.peer}: {exc}; closing the connection")
-                self._close(conn)
-                return
-            if n is None:
-                if len(conn.buf) > TCP_MAX_BUFFER:
-                    log(L_WARN, f"tcp {conn.peer}: no complete message in {len(conn.buf)} bytes")
-                    self._close(conn)
-                return
-            data = bytes(conn.buf[:n])
-            del conn.buf[:n]
-            if data.strip():
-                self._to_worker("tcp", conn.local, conn.cid, conn.peer, data)
-
-    def _tcp_send(self, cid: int, addr: tuple[str, int], data: bytes) -> bool:
-        conn = self.conns.get(cid) if cid >= 0 else None
-        if conn is None:
-            found = self.conn_by_peer.get(addr)
-            conn = self.conns.get(found) if found is not None else None
-        if conn is None:
-            conn = self._connect(addr)
-            if conn is None:
-                return False
-        conn.out += data
-        self._flush(conn)
-        return True
-
-    def _connect(self, addr: tuple[str, int]) -> TcpConn | None:
-        if len(self.conns) >= self.tcp_max_connections:
-            log(L_ERR, f"tcp connect to {addr[0]}:{addr[1]}: tcp_max_connections reached")
-            return None
-        local = next((i for i, lst in enumerate(self.listens) if lst.proto == "tcp"), -1)
-        try:
-            sock = socket.create_connection(addr, timeout=2.0)
-        except OSError as exc:
-            log(L_ERR, f"tcp connect to {addr[0]}:{addr[1]} failed: {exc}")
-            return None
-        return self._add_conn(sock, addr, max(local, 0))
-
-    def _flush(self, conn: TcpConn) -> None:
-        try:
-            n = conn.sock.send(conn.out)
-            del conn.out[:n]
-        except BlockingIOError:
-            pass
-        except OSError:
-            self._close(conn)
-            return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-        assert self.sel is not None
-        self.sel.modify(conn.sock, events, ("tcp", conn.cid))
+        assert self.tcp is not None
+        self.tcp.accept(sock, peer[:2], i)
 
     def _on_channel(self, chan: socket.socket) -> None:
         for _ in range(64):
@@ -431,18 +332,9 @@ class Server:
                 return
             if not frame:
                 return
-            conn, addr, data = decode_out(frame)
-            self._tcp_send(conn, addr, data)
-
-    def _tcp_idle(self) -> None:
-        """Close connections idle for tcp_connection_lifetime (scan at most once a second)."""
-        now = time.monotonic()
-        if now < self._idle_check:
-            return
-        self._idle_check = now + min(1.0, self.tcp_idle / 2)
-        for conn in [c for c in self.conns.values() if now - c.last > self.tcp_idle]:
-            log(L_DBG, f"tcp {conn.peer}: idle for {self.tcp_idle:g}s, closing")
-            self._close(conn)
+            conn, addr, data, flags = decode_out(frame)
+            assert self.tcp is not None
+            self.tcp.send(conn, addr, data, flags)
 
     # -- process management --------------------------------------------------------------------
 
@@ -491,8 +383,6 @@ class Server:
     def _read_limits(self) -> None:
         """Resource limits from the config (names, defaults: docs/reliability.md)."""
         cfg = self.router.cfg
-        self.tcp_max_connections = max(1, cfg.get_int("tcp_max_connections", TCP_MAX_CONNECTIONS))
-        self.tcp_idle = float(max(1, cfg.get_int("tcp_connection_lifetime", int(TCP_IDLE))))
         # per-callback time budget of the script (ms, 0 = none); engines without it ignore it
         limit = cfg.get_int("kemi.route_time_limit", DEFAULT_TIME_LIMIT_MS)
         setter = getattr(self.router.engine, "set_time_limit", None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 # worker <- main: a received message
 _IN = struct.Struct("!cBBiH")  # kind, proto, local index, conn id, src port; then ip len + ip
 # worker -> main: a TCP send
-_OUT = struct.Struct("!ciH")  # kind, conn id (-1: by address), dst port; then ip len + ip
+_OUT = struct.Struct("!ciHB")  # kind, conn id (-1: by address), dst port, send flags; ip len + ip
 
 PROTOS = ("udp", "tcp", "tls", "ws", "wss", "sctp")
 PROTO_ID = {p: i for i, p in enumerate(PROTOS)}
@@ -48,17 +48,18 @@ def decode_in(frame: bytes) -> Received:
     return Received(PROTOS[proto], local, conn, (ip, port), frame[start + n :])
 
 
-def encode_out(conn: int, dst: tuple[str, int], data: bytes) -> bytes:
+def encode_out(conn: int, dst: tuple[str, int], data: bytes, flags: int = 0) -> bytes:
+    """``flags``: the send flags (tcpconn.SND_F_*)."""
     ip = dst[0].encode()
-    return _OUT.pack(b"S", conn, dst[1]) + bytes((len(ip),)) + ip + data
+    return _OUT.pack(b"S", conn, dst[1], flags) + bytes((len(ip),)) + ip + data
 
 
-def decode_out(frame: bytes) -> tuple[int, tuple[str, int], bytes]:
-    _kind, conn, port = _OUT.unpack_from(frame)
+def decode_out(frame: bytes) -> tuple[int, tuple[str, int], bytes, int]:
+    _kind, conn, port, flags = _OUT.unpack_from(frame)
     n = frame[_OUT.size]
     start = _OUT.size + 1
     ip = frame[start : start + n].decode()
-    return conn, (ip, port), frame[start + n :]
+    return conn, (ip, port), frame[start + n :], flags
 
 
 def call_id_of(data: bytes) -> bytes:

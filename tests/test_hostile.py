@@ -94,9 +94,11 @@ def valid(n: int, proto: str = "UDP") -> bytes:
 
 
 @contextmanager
-def hostile_router(tmp: Path, mode: str, extra: str = "") -> Iterator[RunningRouter]:
+def hostile_router(
+    tmp: Path, mode: str, extra: str = "", script: str = SCRIPT
+) -> Iterator[RunningRouter]:
     """``mode``: direct (UDP, workers read the socket), dispatch (UDP + TCP via the main)."""
-    (tmp / "hostile.lua").write_text(SCRIPT)
+    (tmp / "hostile.lua").write_text(script)
     cfg = tmp / "hostile.cfg"
     cfg.write_text(CFG.format(extra=extra))
     with relay_router(cfg, tmp, listen="udp" if mode == "direct" else "both") as r:
@@ -363,7 +365,8 @@ def _closed_count(socks: list[socket.socket]) -> int:
 
 
 def _half_open(tmp: Path, n: int, limit: int) -> None:
-    with hostile_router(tmp, "dispatch", f"tcp_max_connections={limit}") as r:
+    extra = f"tcp_max_connections={limit}\nkemi.tcp_max_connections_per_ip={limit}"
+    with hostile_router(tmp, "dispatch", extra) as r:
         before = rss(r)
         with tcp(r.port) as early:  # established before the flood: must stay served
             assert ask_tcp(early, valid(10, "TCP")) == 200
