@@ -7,15 +7,21 @@ itself (set_body) when X-Size asks for it.
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from pykemi.runtime.core.log import LOG
+from pykemi.runtime.core.regex import SUBST_TIME_LIMIT, RegexError, compile_pattern
+from pykemi.runtime.modules import textops
 from pykemi.runtime.sip.message import parse_message
 
+from .modhelpers import make_ctx
 from .test_hostile import tcp
+from .test_mod_textops import with_body
 from .tmharness import relay_router
 
 pytestmark = pytest.mark.timeout(300, method="thread")
@@ -148,3 +154,62 @@ def test_backtracking_patterns_answer_at_once(tmp_path: Path, engine: str) -> No
                 assert reason == expected, (pattern, size, reason, r.log[-2000:])
                 assert took < BOUND, (pattern, size, took)
         assert r.proc.poll() is None and "Traceback" not in r.log, r.log[-3000:]
+
+
+# ---- the regex layer itself (runtime/core/regex.py) ------------------------------------------
+
+
+def test_global_substitution_is_time_bounded() -> None:
+    """Each search is linear but a global replace searches once per match; with a pattern
+    that reads to the end of the text every time it is quadratic: it is stopped (logged)."""
+    ctx, _ = make_ctx(with_body("x"))
+    textops.set_body_bytes(ctx, b"a" * 100_000)  # larger than a SIP message may be
+    log = io.StringIO()
+    old, LOG.stream = LOG.stream, log
+    try:
+        start = time.monotonic()
+        assert textops.replace_body_all(ctx, "a[^!]*c|a", "b") == -1
+        took = time.monotonic() - start
+    finally:
+        LOG.stream = old
+    assert took < SUBST_TIME_LIMIT + 1.0, took  # unbounded: ~9 s
+    assert ctx.msg.body == b"a" * 100_000  # unchanged
+    assert "substitution with [a[^!]*c|a] stopped" in log.getvalue()
+    assert textops.replace_body_all(ctx, "a", "b") == 1  # an ordinary global replace completes
+    assert ctx.msg.body == b"b" * 100_000
+
+
+def test_kamailio_regex_semantics() -> None:
+    text = "X-A: one\r\nX-B: two;x\r\n"
+    m = compile_pattern("^x-a: (.*)$").search(text)  # icase, lines end before the CR
+    assert m is not None and m.group(0) == "X-A: one" and m.group(1) == "one"
+    m = compile_pattern("B: ([^;]*)").search(text)
+    assert m is not None and m.group(1) == "two"
+    m = compile_pattern("A: ([^x]*)").search(text)  # '[^..]' never crosses a line end
+    assert m is not None and m.group(1) == "one"
+    assert compile_pattern("one.X-B", newline=False).search(text) is None
+    assert compile_pattern("one..X-B", newline=False).search(text) is not None  # '.' eats CRLF
+    m = compile_pattern("[[:digit:]]+|[[:alpha:]]+", icase=False).search("ab12")
+    assert m is not None and m.group() == "ab"
+    m = compile_pattern("(a|ab)(c|bcd)", newline=False).search("abcd")  # leftmost-longest
+    assert m is not None and (m.group(1), m.group(2)) == ("a", "bcd")
+    rx = compile_pattern("(.*)$")
+    assert rx.groups == 1  # the hidden CR group is not counted
+    assert rx.subn("a\r\nb\r\n", lambda m: f"<{m.group(1)}>", 0) == ("<a>\r\n<b>\r\n<>", 3)
+    m = compile_pattern("v\udcff", icase=False).search("xv\udcffy")  # undecodable bytes match
+    assert m is not None and m.group() == "v\udcff"
+    with pytest.raises(RegexError, match=r"bad regular expression \[\(a\)\\1\]"):
+        compile_pattern("(a)\\1")  # back-references are not ERE
+
+
+def test_refused_pattern_is_minus_one_with_a_log_line() -> None:
+    ctx, _ = make_ctx()
+    log = io.StringIO()
+    old, LOG.stream = LOG.stream, log
+    try:
+        assert textops.search(ctx, "(a)\\1") == -1
+        assert textops.subst_body(ctx, "/(?=x)/y/") == -1  # look-ahead: not supported
+    finally:
+        LOG.stream = old
+    assert "<textops> bad regular expression [(a)\\1]" in log.getvalue()
+    assert "bad regular expression [(?=x)]" in log.getvalue()

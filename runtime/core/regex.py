@@ -21,6 +21,7 @@ Semantics follow Kamailio's regcomp flags:
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,10 @@ from pykemi.runtime.core import log as klog
 CACHE_SIZE = 256  # compiled patterns kept per process (least recently used dropped)
 MAX_MEM = 8 << 20  # RE2's memory budget per pattern (its default): bigger programs fail
 LOG_PATTERN_MAX = 120  # characters of a refused pattern shown in the log
+# One search is linear, but a global substitution searches again after each match and a
+# search may read up to the end of the text (``a|a.*c`` on "aaa..."): quadratic in total.
+SUBST_TIME_LIMIT = 1.0  # seconds; a substitution still running then is dropped (logged)
+_CLOCK_EVERY = 64  # matches between two looks at the clock
 
 _CR_GROUP = "_kemi_cr"  # hidden groups that consume the CR before a CRLF line end
 _Span = tuple[int, int]
@@ -96,13 +101,27 @@ class Regex:
         return None if m is None else self._match(data, m)
 
     def subn(self, text: str, repl: Callable[[Match], str], count: int = 0) -> tuple[str, int]:
-        """Replace the first ``count`` matches (0: all) by ``repl(match)``; (text, replaced)."""
+        """Replace the first ``count`` matches (0: all) by ``repl(match)``; (text, replaced).
+
+        Past SUBST_TIME_LIMIT the text is returned unchanged with 0 (logged).
+        """
         data = to_bytes(text)
         out: list[bytes] = []
         last = n = 0
+        after_cr = -1  # where the last match's '$' ate a CR: no new line end before its LF
+        deadline = time.monotonic() + SUBST_TIME_LIMIT
         for m in self._rx.finditer(data):
+            if n % _CLOCK_EVERY == _CLOCK_EVERY - 1 and time.monotonic() > deadline:
+                klog.err(
+                    f"regex: substitution with [{shown(self.pattern)}] stopped after "
+                    f"{SUBST_TIME_LIMIT}s and {n} matches in {len(data)} bytes: text left unchanged"
+                )
+                return text, 0
             match = self._match(data, m)
             start, end = match.span()
+            if start == end == after_cr:
+                continue
+            after_cr = m.end() if m.end() != end else -1
             out.append(data[last:start])
             out.append(to_bytes(repl(match)))
             last = end
@@ -196,6 +215,7 @@ def compile_pattern(
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = to_text(reason)
+        reason = str(reason).replace(text, pattern)  # RE2 quotes our translation
         raise RegexError(f"bad regular expression [{shown(pattern)}]: {reason}") from None
 
 
