@@ -368,3 +368,35 @@ def test_running_udp_port_cannot_be_taken(tmp_path: Path) -> None:
             with pytest.raises(OSError):
                 thief.bind(("127.0.0.1", r.port))
         assert ask_udp(r.port, valid(1)) == 200
+
+
+def test_stream_framer_matches_frame_length_for_any_segmentation() -> None:
+    """The incremental framer cuts a stream exactly where frame_length does, however it is
+    split into segments (keep-alives, LF-only heads, bodies, an empty line across segments)."""
+    from pykemi.runtime.sip.message import frame_length
+    from pykemi.runtime.tcpconn import StreamFramer
+
+    body = b"v=0\r\n"
+    msgs = [
+        request("a", 1, "TCP"),
+        b"\r\n\r\n",
+        request("b", 2, "TCP").replace(b"\r\n", b"\n"),
+        request("c", 3, "TCP").replace(b"Content-Length: 0", b"Content-Length: 5") + body,
+        b"\n",
+        request("d", 4, "TCP").replace(b"Content-Length: 0", b"l: 5") + body,
+    ]
+    stream = b"".join(msgs)
+    expected = []
+    rest = stream
+    while (n := frame_length(rest)) is not None:
+        if rest[:n].strip():
+            expected.append(rest[:n])
+        rest = rest[n:]
+    assert len(expected) == 4 and not rest
+    for size in (1, 2, 3, 7, 64, len(stream)):
+        framer = StreamFramer()
+        got = []
+        for i in range(0, len(stream), size):
+            got.extend(framer.feed(stream[i : i + size]))
+        assert got == expected, size
+        assert not framer.buf
