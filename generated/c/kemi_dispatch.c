@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: fec9a6714e036baf
+ * Spec hash: 5683e2970e9ec92a
  */
 #include <stdlib.h>
 #include "kemi.h"
