@@ -458,6 +458,7 @@ def test_spec_matches_api_list_and_impls(module: str) -> None:
 REPLAY_LUA = """
 function ksr_request_route()
     if KSR.is_ACK() then return end
+    KSR.hdr.append_to_reply("X-Pid: " .. KSR.pv.get("$pp") .. "\\r\\n")
     local realm = "example.com"
     local rc = KSR.auth_db.auth_check(realm, "subscriber", 1)
     if rc < 0 then
@@ -476,8 +477,10 @@ debug=2
 log_stderror=yes
 fork=yes
 children=2
+kemi.dispatch=yes
 listen=LISTEN
 loadmodule "sl.so"
+loadmodule "pv.so"
 loadmodule "kex.so"
 loadmodule "kemix.so"
 loadmodule "auth.so"
@@ -567,15 +570,23 @@ def test_router_captured_credentials_refused_on_other_calls(
 
 
 def test_router_nonce_count_refuses_repeated_nc(tmp_path: Path, db_url: str) -> None:
+    """One nonce used on many Call-IDs: dispatch spreads them over both workers, whose
+    nc state must be shared."""
     with replay_router(tmp_path, db_url, nonce_count=1) as ua:
         chal, _ = ua.login("REGISTER", "nc-call")
-        for nc in (1, 2, 3, 7, 8):
+        pids = set()
+        for nc in (1, 2, 3, 7, 8, 9, 10, 11):
             creds = answer(chal, "REGISTER", f"{nc:08x}")
-            assert ua.send("REGISTER", "nc-call", creds).status == 200, nc
-            # the same nc again (either worker may get it): refused, stale=true
-            assert refused_stale(ua.send("REGISTER", "nc-call", creds), "-4"), nc
+            rpl = ua.send("REGISTER", f"nc-call-{nc}", creds)
+            assert rpl.status == 200, nc
+            pids.add(rpl.get("X-Pid"))
+            # the same nc again, on another Call-ID (so maybe another worker): refused
+            rpl = ua.send("REGISTER", f"nc-again-{nc}", creds)
+            assert refused_stale(rpl, "-4"), nc
+            pids.add(rpl.get("X-Pid"))
         lower = answer(chal, "REGISTER", f"{5:08x}")
-        assert refused_stale(ua.send("REGISTER", "nc-call", lower), "-4")
+        assert refused_stale(ua.send("REGISTER", "nc-call-5", lower), "-4")
+        assert len(pids) == 2  # both workers took part
 
 
 def test_router_one_time_nonce_accepted_once(tmp_path: Path, db_url: str) -> None:

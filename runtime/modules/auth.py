@@ -291,8 +291,9 @@ def new_nonce(proc: ProcessState, now: float | None = None, ctx: MsgContext | No
     if tables.enabled:
         signed += _NID.pack(*tables.issue(klog.LOG.rank))
     mac = _mac(proc, b"nonce", signed)
-    checks = auth_checks(ctx) if ctx is not None else 0
-    binding = _mac(proc, b"bind", signed + mac + _binding(ctx, checks)) if ctx and checks else b""
+    binding = b""
+    if ctx is not None and (checks := auth_checks(ctx)):
+        binding = _mac(proc, b"bind", signed + mac + _binding(ctx, checks))
     return base64.b64encode(signed + mac + binding).decode("ascii")
 
 
