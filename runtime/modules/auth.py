@@ -341,7 +341,7 @@ def check_nonce(
         # nc is in the response hash only with qop: then nc alone stops replays and the
         # other checks are skipped (Kamailio's documented nonce_count behaviour)
         if not _NC_RE.fullmatch(cred.nc):
-            klog.err(f"bad nc value {cred.nc!r}", ORIGIN)
+            klog.err(f"bad nc value [{klog.clip(cred.nc)}]", ORIGIN)
             return NONCE_INVALID
         if tables.check_nc(n.nid, pool, int(cred.nc, 16), update) != Check.OK:
             return NONCE_STALE
@@ -426,7 +426,7 @@ def find_credentials(ctx: MsgContext, realm: str, hdr_name: str) -> tuple[int, C
             continue
         fields = parse_digest(h.value)
         if fields is None:
-            klog.err(f"error while parsing credentials [{h.value}]", ORIGIN)
+            klog.err(f"error while parsing credentials [{klog.clip(h.value)}]", ORIGIN)
             return -1, None
         if fields.get("realm", "") != realm:
             continue
@@ -489,7 +489,7 @@ def _nonce_result(ctx: MsgContext, cred: Credentials, update: bool) -> int:
     if state == NONCE_REUSED:
         klog.dbg("one-time nonce reused", ORIGIN)
         return AUTH_NONCE_REUSED
-    klog.dbg(f"invalid nonce value received [{cred.nonce}]", ORIGIN)
+    klog.dbg(f"invalid nonce value received [{klog.clip(cred.nonce)}]", ORIGIN)
     return AUTH_ERROR
 
 

@@ -168,7 +168,7 @@ def auth_check(ctx: MsgContext, srealm: str, stable: str, iflags: int) -> int:
         pcol = str(p["password_column_2"] if cred.domain and not calc else p["password_column"])
         domain = cred.domain or realm
         if not _is_text(cred.user, domain):
-            klog.dbg(f"user {cred.username!r} is not UTF-8: no such subscriber", ORIGIN)
+            klog.dbg(f"user [{klog.clip(cred.username)}] is not UTF-8: no such subscriber", ORIGIN)
             return auth.AUTH_USER_UNKNOWN
         rows = _fetch(
             ctx, stable, [pcol, *(c for _, c in creds)], cred.user, domain if use_domain else None
