@@ -76,6 +76,8 @@ def test_match_and_remove() -> None:
         ht.sht_sets(ctx, "t", k, v)
     assert ht.sht_match_name(ctx, "t", "sw", "a") == 1
     assert ht.sht_match_name(ctx, "t", "re", "^c") == -1
+    assert ht.sht_match_name(ctx, "t", "re", "^A[[:digit:]]$") == 1  # REG_ICASE, POSIX class
+    assert ht.sht_match_name(ctx, "t", "re", "(a)\\1") == -1  # not ERE: refused, logged
     assert ht.sht_match_str_value(ctx, "t", "eq", "blue") == 1
     assert ht.sht_match_name(ctx, "t", "bogus", "x") == -1
     assert get_pv(ctx, "$shtcn(t=>~~^a)") == 2
