@@ -7,7 +7,7 @@ Two modes:
 * **dispatch** (tm loaded, TCP listeners, or ``kemi.dispatch=yes``): the main
   process receives all traffic and hands each message to the worker owning
   its Call-ID (see ``transport``), so transaction state stays in one worker.
-  The main process owns TCP connections and the control socket.
+  The main process owns TCP connections (``tcpconn``) and the control socket.
 
 The main process loads the script once before forking (a broken script is a
 startup error, not N crashing workers) and restarts any worker that dies.
@@ -180,7 +180,10 @@ class Server:
                 except OSError as exc:
                     log(L_ERR, f"tcp send via main failed: {exc}")
                     return False
-            return self.tcp is not None and self.tcp.send(conn, addr, data, flags)
+            if self.tcp is None:  # direct mode or fork=no: no process serves TCP
+                log(L_ERR, f"cannot send over tcp to {addr[0]}:{addr[1]}: TCP needs dispatch mode")
+                return False
+            return self.tcp.send(conn, addr, data, flags)
         log(L_ERR, f"cannot send over {proto}")
         return False
 
