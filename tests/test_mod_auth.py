@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import io
-import json
 import re
 import secrets
 import socket
@@ -27,6 +26,7 @@ from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import SipMessage, parse_message
 
 from . import harness
+from .kamailio_ref import api_list
 from .modhelpers import crlf, make_ctx
 
 REALM = "example.com"
@@ -434,7 +434,6 @@ def test_bad_db_url_stops_startup(tmp_path: Path) -> None:
 # ---- specs --------------------------------------------------------------------------------------
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "spec"
-API_LIST = Path("/work/shared/reference/kamailio-5.6-api-list.json")
 
 
 @pytest.mark.parametrize("module", ["auth", "auth_db", "permissions", "acc"])
@@ -447,10 +446,8 @@ def test_spec_matches_api_list_and_impls(module: str) -> None:
         assert len(inspect.signature(fn).parameters) - 1 == len(e["params"]), e["name"]
     impl = importlib.import_module(f"pykemi.runtime.modules.{module}")
     assert {p["name"]: p["default"] for p in data["params"]} == impl.DEFAULTS
-    if API_LIST.exists():
-        ref = json.loads(API_LIST.read_text())
-        want = [(r["name"], r["ret"], r["params"]) for r in ref if r["module"] == module]
-        assert got == want
+    want = [(r["name"], r["ret"], r["params"]) for r in api_list() if r["module"] == module]
+    assert got == want
 
 
 # ---- replay protection through a running router (real UDP, 2 workers sharing the state) --------
