@@ -9,7 +9,6 @@ in every worker. Function style (Kamailio's app_python3s): module-level
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import keyword
 import signal
@@ -17,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,13 +58,12 @@ class PythonEngine(Engine):
         pyhost.bind(self.registry)
         install_router_modules()
         self._import_ksr()
-        spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, script)
-        if spec is None or spec.loader is None:
-            raise ScriptError(f"cannot load Python script {script}")
-        module = importlib.util.module_from_spec(spec)
+        code = _compile_source(script)
+        module = types.ModuleType(SCRIPT_MODULE)
+        module.__file__ = str(script)
         sys.modules[SCRIPT_MODULE] = module
         try:
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)  # the user's script, as importlib would run it
         except KemiExit:
             pass
         except BaseException as exc:
@@ -215,6 +214,22 @@ class PythonEngine(Engine):
     def reload(self) -> None:
         if self.script is not None:
             self.load(self.script)
+
+
+def _compile_source(script: Path) -> types.CodeType:
+    """The script's code from its source only: no __pycache__ .pyc is read or written.
+
+    importlib's file loader would run a .pyc planted beside a script in a directory another
+    user can write; the file name stays the script's, for tracebacks and linecache.
+    """
+    try:
+        source = script.read_bytes()
+    except OSError as exc:
+        raise ScriptError(f"cannot read Python script {script}: {exc.strerror}") from exc
+    try:
+        return compile(source, str(script), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        raise ScriptError(f"error loading Python script:\n{_format(exc)}") from exc
 
 
 def _takes_msg(fn: Callable[..., Any]) -> bool:
