@@ -14,6 +14,13 @@ from ..dispatch import Invoker, Registry
 # global kemi.route_time_limit (ms): the budget of one route callback; the server sets it
 DEFAULT_TIME_LIMIT_MS = 2000
 EXIT_MARKER = "~~ksr~exit~~"
+# the engines' foreign-language glue (.lua, .js, .nut, .rb, .c, .h) lives beside them
+GLUE_DIR = Path(__file__).resolve().parent
+
+
+def glue_source(name: str) -> str:
+    """The text of one glue file of GLUE_DIR (real files, so linters and editors see them)."""
+    return (GLUE_DIR / name).read_text(encoding="utf-8")
 
 
 class KemiExit(BaseException):

@@ -24,61 +24,10 @@ from typing import Any, TypeVar
 from ..core.context import CURRENT, MsgContext
 from ..dispatch import ExportInfo, KemiArgError
 from ..extensions import shim_path
-from .base import Engine, ScriptError, log_exit, log_script_error, modf
+from .base import GLUE_DIR, Engine, ScriptError, log_exit, log_script_error, modf
 
-PRELUDE_FILE = "<app_ruby prelude>"
-
-# Ruby side of the host (file name PRELUDE_FILE). _kemi_check re-raises with the script's
-# backtrace (without the prelude and shim frames); _kemi_describe formats errors as
-# "file:line: message (Class)".
-PRELUDE = """
-module KSR
-  SHIMS = [%(shims)s].freeze # "path:" of every loaded shim, to drop their frames
-  PRELUDE = %(prelude)s
-
-  # Raised by KSR::X.exit/drop. An Exception, not a StandardError, so a script's
-  # `rescue => e` does not swallow the exit (as with Ruby's own SystemExit).
-  class Exit < Exception
-    def initialize(msg = "exit")
-      super
-    end
-  end
-
-  module X
-    def self.exit
-      raise KSR::Exit
-    end
-
-    def self.drop
-      KSR._kemi_drop
-      raise KSR::Exit
-    end
-
-    def self.modf(fname, *params)
-      KSR._kemi_modf(fname, *params)
-    end
-  end
-
-  def self._kemi_check(slot, args)
-    _kemi_coerce(slot, args)
-  rescue TypeError => e
-    raise TypeError, e.message, caller.drop_while { |l| l.start_with?(*SHIMS, PRELUDE) }
-  end
-
-  # nil for a normal end: KSR::Exit, or (as Kamailio) any exception whose to_s is "exit"
-  def self._kemi_describe(e)
-    return nil if e.is_a?(KSR::Exit) || e.to_s == "exit"
-    bt = e.backtrace || []
-    shim = bt.take_while { |l| l.start_with?(*SHIMS) }
-    bt = bt.drop(shim.size)
-    text = "#{e.message} (#{e.class})"
-    fn = shim.last && shim.last[/in `([^']*)'/, 1]
-    text += " calling KSR function #{fn}" if fn
-    return text if bt.empty?
-    "#{bt.first}: #{text}" + bt.drop(1).map { |l| "\\n\\tfrom #{l}" }.join
-  end
-end
-"""
+# Ruby side of the host (KSR::X, argument-error backtraces), loaded after KSR::SHIMS is set
+PRELUDE = GLUE_DIR / "ruby_prelude.rb"
 
 _FIXNUM_MAX = 1 << 62  # Ruby Fixnums: -2**62 <= v < 2**62, encoded as (v << 1) | 1
 _STR_TAG = 1 << 63  # PK_STR_TAG: a string result waiting in pk_retbuf
@@ -376,13 +325,12 @@ class RubyEngine(Engine):
         self._step(lib.pk_setup(), "cannot reset the Ruby VM")
         # generated/ruby/<module>.rb, or an out-of-tree module's own shim
         shims = [shim_path(module, "ruby") for module in self.registry.loaded()]
-        prelude = PRELUDE % {
-            "shims": ", ".join(_ruby_str(f"{s}:") for s in shims),
-            "prelude": _ruby_str(f"{PRELUDE_FILE}:"),
-        }
-        # eval with a file name, so its frames can be told apart in backtraces
-        wrapped = f"eval({_ruby_str(prelude)}, TOPLEVEL_BINDING, {_ruby_str(PRELUDE_FILE)}, 1)"
-        self._step(lib.pk_eval(wrapped.encode()), "error in the app_ruby prelude")
+        shims_rb = ", ".join(_ruby_str(f"{s}:") for s in shims)
+        self._step(
+            lib.pk_eval(f"KSR::SHIMS = [{shims_rb}].freeze".encode()),
+            "app_ruby: cannot set KSR::SHIMS",
+        )
+        self._step(lib.pk_load(str(PRELUDE).encode()), "error in the app_ruby prelude")
         for shim in shims:
             if not shim.is_file():
                 raise ScriptError(f"missing Ruby shim {shim}: run `kemi generate`")

@@ -29,63 +29,8 @@ HERE = Path(__file__).resolve().parent
 GLUE_C = HERE / "ruby_glue.c"
 GLUE_H = HERE / "ruby_glue.h"
 
-# What Python sees of the glue; mirrors ruby_glue.h.
-CDEF = """
-typedef struct pk_arg { int kind; long long i; double d; const char *s; } pk_arg;
-#define PK_INT ...
-#define PK_STR ...
-#define PK_TRUE ...
-#define PK_FALSE ...
-#define PK_NIL ...
-#define PK_FLOAT ...
-#define PK_OTHER ...
-#define PK_ERR_RUNTIME ...
-#define PK_ERR_TYPE ...
-#define PK_ERR_ARGUMENT ...
-#define PK_ERR_LOAD ...
-#define PK_MAX_PARAMS ...
-#define PK_RETBUF_SIZE ...
-extern char pk_retbuf[65536];
-extern char pk_argbuf[65536];
-
-extern "Python+C" uintptr_t pk_py_call0(int slot);
-extern "Python+C" uintptr_t pk_py_call1(int slot, long long o0, long long v0);
-extern "Python+C" uintptr_t pk_py_call2(int slot, long long o0, long long v0,
-                                        long long o1, long long v1);
-extern "Python+C" uintptr_t pk_py_call3(int slot, long long o0, long long v0,
-                                        long long o1, long long v1,
-                                        long long o2, long long v2);
-extern "Python+C" uintptr_t pk_py_calln(int slot, int argc, pk_arg *argv);
-extern "Python+C" int pk_py_check(int slot, int argc, pk_arg *argv, pk_arg *out);
-extern "Python+C" int pk_py_base(const char *module, long len);
-extern "Python+C" void pk_py_drop(void);
-extern "Python+C" int pk_py_modf(int argc, pk_arg *argv);
-
-int pk_init(void);
-int pk_setup(void);
-int pk_load(const char *path);
-int pk_eval(const char *src);
-int pk_has(const char *name);
-int pk_call(const char *name, int argc, const char **argv, const long *lens);
-const char *pk_error(void);
-void pk_set_error(int kind, const char *msg, long len);
-uintptr_t pk_str(const char *s, long len);
-uintptr_t pk_int(long long v);
-uintptr_t pk_qnil(void);
-uintptr_t pk_qtrue(void);
-uintptr_t pk_qfalse(void);
-uintptr_t pk_qundef(void);
-"""
-
-
-# cffi releases the GIL around every C call, and every Python callback takes it again.
-# The glue's entry points take it back once instead (ruby_glue.c), so the per-KSR-call
-# callbacks find it held: Ruby then runs like lupa's Lua, with the GIL.
-PREAMBLE = """
-#include "ruby_glue.h"
-int pk_gil_ensure(void) { return (int)PyGILState_Ensure(); }
-void pk_gil_release(int state) { PyGILState_Release((PyGILState_STATE)state); }
-"""
+CDEF = (HERE / "ruby_cdef.h").read_text(encoding="utf-8")  # what Python sees of the glue
+MODULE_C = HERE / "ruby_module.c"  # the cffi module's own source (GIL helpers)
 
 
 class RubyBuildError(Exception):
@@ -144,7 +89,7 @@ def make_ffibuilder(flags: RubyFlags, module_name: str) -> object:
     ffi.cdef(CDEF)
     ffi.set_source(
         module_name,
-        PREAMBLE,
+        MODULE_C.read_text(encoding="utf-8"),
         sources=[str(GLUE_C)],
         include_dirs=[str(HERE), *flags.include_dirs],
         library_dirs=list(flags.library_dirs),
@@ -162,7 +107,8 @@ def cache_dir() -> Path:
 
 def _fingerprint(flags: RubyFlags) -> str:
     h = hashlib.sha256()
-    for part in (GLUE_C.read_bytes(), GLUE_H.read_bytes(), CDEF.encode(), flags.key().encode()):
+    glue = (GLUE_C, GLUE_H, MODULE_C)
+    for part in (*(f.read_bytes() for f in glue), CDEF.encode(), flags.key().encode()):
         h.update(part)
         h.update(b"\0")
     h.update(sys.version.encode())
