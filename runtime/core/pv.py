@@ -20,6 +20,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core.log import L_ERR, log
+from pykemi.runtime.sip.message import parse_name_addr
+from pykemi.runtime.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
@@ -129,8 +131,6 @@ def _uri(text: str | None) -> Any:
     """Parsed URI or None (parse errors are logged)."""
     if not text:
         return None
-    from pykemi.runtime.sip.uri import parse_uri
-
     try:
         return parse_uri(text)
     except ValueError as exc:
@@ -178,8 +178,6 @@ def uri_replace(text: str, **changes: Any) -> str | None:
 def _name_addr(value: str | None) -> Any:
     if value is None:
         return None
-    from pykemi.runtime.sip.message import parse_name_addr
-
     try:
         return parse_name_addr(value)
     except ValueError:

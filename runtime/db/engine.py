@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Executable
 
+from .schema import version
 from .url import DbUrl, DbUrlError, parse_db_url
 
 CONNECT_TIMEOUT = 5  # seconds: a dead server must not block a worker for minutes
@@ -113,8 +114,6 @@ class Database:
 
     def table_version(self, table: str) -> int | None:
         """The ``version`` row of ``table`` (None when there is none)."""
-        from .schema import version
-
         rows = self.fetch_all(select(version.c.table_version).where(version.c.table_name == table))
         return int(rows[0][0]) if rows else None
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cdispatch import release_buffers
 from ..core.context import CURRENT, MsgContext, ProcessState
 from ..core.log import L_DBG, L_ERR, log
 from ..dispatch import Invoker, Registry
@@ -77,21 +78,11 @@ class Engine(ABC):
             return self.call(name, ctx, args)
         finally:
             CURRENT.ctx = prev
-            _release_buffers()
+            release_buffers()  # what C exports were handed for this callback
 
     def require(self, name: str) -> None:
         if not self.has(name):
             raise ScriptError(f"{self.script}: required function '{name}' is not defined")
-
-
-def _release_buffers() -> None:
-    """cdispatch.release_buffers, imported on first use (cdispatch loads the C extension);
-    performance: rebinds itself so later calls skip the import statement."""
-    global _release_buffers
-    from ..cdispatch import release_buffers
-
-    _release_buffers = release_buffers
-    release_buffers()
 
 
 def modf(registry: Registry, view: list[Invoker], fname: str, params: Sequence[Any]) -> int:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from ..core.context import CURRENT, MsgContext
 from ..dispatch import ExportInfo, KemiArgError
 from ..extensions import shim_path
+from . import ruby_build
 from .base import GLUE_DIR, Engine, ScriptError, log_exit, log_script_error, modf
 
 # Ruby side of the host (KSR::X, argument-error backtraces), loaded after KSR::SHIMS is set
@@ -86,11 +87,9 @@ def _glue_module() -> ModuleType:
     global _glue, _thread
     if _glue is not None:
         return _glue
-    from .ruby_build import RubyBuildError, load
-
     try:
-        glue = load()
-    except RubyBuildError as exc:
+        glue = ruby_build.load()
+    except ruby_build.RubyBuildError as exc:
         raise ScriptError(str(exc)) from exc
     if glue.lib.pk_init() != 0:
         raise ScriptError(f"app_ruby: cannot start Ruby: {_text(glue.ffi, glue.lib.pk_error())}")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from cffi import FFI
+
 from ..core.fsperm import CACHE_ENV, UnsafePathError, import_extension, user_cache_dir
 
 HERE = Path(__file__).resolve().parent
@@ -83,8 +85,6 @@ def ruby_flags() -> RubyFlags:
 
 
 def make_ffibuilder(flags: RubyFlags, module_name: str) -> object:
-    from cffi import FFI
-
     ffi = FFI()
     ffi.cdef(CDEF)
     ffi.set_source(

@@ -15,6 +15,7 @@ KSR is built from the generated shims (generated/sqlang/*.nut), run with
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from cffi import FFI
 
 from ..core.context import CURRENT, MsgContext
 from ..core.fsperm import import_extension, user_cache_dir
@@ -76,8 +79,6 @@ def _extension(int_size: int, float_size: int) -> ModuleType:
 
 
 def _compile(name: str, source: str, out: Path, path: Path) -> None:
-    from cffi import FFI
-
     ffi = FFI()
     ffi.cdef(CLOSURE_CDEF)
     ffi.set_source(
@@ -214,8 +215,6 @@ class SqlangEngine(Engine):
 
 def _keep(vm: Any) -> None:
     """Never destroy a VM: the binding's destructor prints a line on stdout (also at exit)."""
-    import ctypes
-
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(vm))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from pykemi.runtime.core import log as klog
+
 # RFC 3261 7.3.3 plus the compact forms registered by later RFCs (IANA sip-parameters).
 COMPACT_FORMS: dict[str, str] = {
     "i": "Call-ID",
@@ -127,6 +129,29 @@ _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 def is_token(text: str) -> bool:
     """True when ``text`` is an RFC 3261 token (header names, methods)."""
     return _TOKEN.fullmatch(text) is not None
+
+
+def parse_header_lines(txt: str) -> list[tuple[str, str]] | None:
+    r"""Split ``"Name: value\\r\\n..."`` into (name, value) pairs; None if a line is malformed.
+
+    Continuation lines (starting with white space) are folded into the previous header.
+    """
+    pairs: list[tuple[str, str]] = []
+    for line in txt.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        if line[0] in " \t" and pairs:
+            name, value = pairs[-1]
+            pairs[-1] = (name, value + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        # a bare CR left after splitting on LF would break the header on the wire
+        if not sep or not is_token(name) or "\r" in value:
+            klog.err(f"invalid header line [{line}]")
+            return None
+        pairs.append((name, value.strip()))
+    return pairs
 
 
 def header_key(name: str) -> str:

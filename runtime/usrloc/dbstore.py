@@ -1,5 +1,8 @@
 """Location store on pykemi's database layer (``pykemi.runtime.db``, SQLAlchemy Core).
 
+Imported only for a SQL ``db_url`` (``usrloc.db_adapter``), so SQLAlchemy is loaded by
+routers that use a database only.
+
 Rows use Kamailio's ``location`` schema (username/domain, DATETIME expires),
 so a database prepared with ``kemi db init`` (or Kamailio's kamdbctl) is
 shared with Kamailio's tools. The table is created when it is missing.
@@ -9,8 +12,15 @@ Every db_mode is served like db_mode 3: reads and writes go to the database.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
+
+from sqlalchemy import MetaData, and_, delete, insert, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from pykemi.runtime.db.engine import Database, DbError
+from pykemi.runtime.db.schema import location
 
 from .contact import Contact, sort_contacts
 from .store import R, Store, StoreError, UpdateFn, check_table
@@ -41,20 +51,12 @@ class SqlLocationStore(Store):
     kind = "sql"
 
     def __init__(self, url: str) -> None:
-        from sqlalchemy import MetaData
-
-        from pykemi.runtime.db.engine import Database
-
         self.db = Database(url)  # DbUrlError (ValueError) for a bad URL, at start-up
         self._meta = MetaData()
         self._tables: dict[str, Any] = {}
         self._created: set[tuple[int, str]] = set()
 
     def _table(self, name: str) -> Any:
-        import os
-
-        from pykemi.runtime.db.schema import location
-
         check_table(name)
         tbl = self._tables.get(name)
         if tbl is None:
@@ -67,10 +69,6 @@ class SqlLocationStore(Store):
         return tbl
 
     def _errors(self) -> tuple[type[BaseException], ...]:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from pykemi.runtime.db.engine import DbError
-
         return (SQLAlchemyError, DbError, OSError, ValueError)
 
     @staticmethod
@@ -115,8 +113,6 @@ class SqlLocationStore(Store):
         }  # fmt: skip
 
     def _where(self, tbl: Any, aor: str) -> Any:
-        from sqlalchemy import and_
-
         user, domain = split_aor(aor)
         if domain is None:
             return and_(tbl.c.username == user, tbl.c.domain.is_(None))
@@ -127,8 +123,6 @@ class SqlLocationStore(Store):
         return sort_contacts([c for c in map(self._contact, rows) if c.alive(now)])
 
     def get(self, table: str, aor: str) -> list[Contact]:
-        from sqlalchemy import select
-
         try:
             tbl = self._table(table)
             return self._live(self.db.fetch_all(select(tbl).where(self._where(tbl, aor))))
@@ -136,8 +130,6 @@ class SqlLocationStore(Store):
             raise StoreError(str(exc)) from exc
 
     def update(self, table: str, aor: str, fn: UpdateFn[R]) -> R:
-        from sqlalchemy import delete, insert, select
-
         try:
             tbl = self._table(table)
             with self.db.engine.begin() as conn:
@@ -153,8 +145,6 @@ class SqlLocationStore(Store):
             raise StoreError(str(exc)) from exc
 
     def aors(self, table: str) -> list[str]:
-        from sqlalchemy import or_, select
-
         try:
             tbl = self._table(table)
             rows = self.db.fetch_all(
@@ -176,8 +166,6 @@ class SqlLocationStore(Store):
         return sorted(out)
 
     def find_ruid(self, table: str, ruid: str) -> Contact | None:
-        from sqlalchemy import select
-
         try:
             tbl = self._table(table)
             rows = self._live(self.db.fetch_all(select(tbl).where(tbl.c.ruid == ruid)))
@@ -186,8 +174,6 @@ class SqlLocationStore(Store):
         return rows[0] if rows else None
 
     def purge(self) -> int:
-        from sqlalchemy import and_, delete
-
         n = 0
         try:
             for name in list(self._tables):
