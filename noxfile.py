@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, generate, check, docs, demo, bench, fuzz, stress, soak (``nox -l``)."""
+"""Sessions: tests, lint, generate, check, docs, demo, bench, fuzz, stress, soak, dist (nox -l)."""
 
 from __future__ import annotations
 
@@ -110,3 +110,12 @@ def soak(session: nox.Session) -> None:
     trend check (bench/soak.py); e.g. ``-- --minutes 5 --rate 1000``."""
     _install(session, "test")
     session.run("python", "-m", "bench.soak", *session.posargs)
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """The sdist and the wheel into dist/ (``python -m build``: the wheel is built from the
+    sdist), then tests/test_wheel.py: the wheel in a fresh venv runs every engine."""
+    _install(session, "test")
+    session.run("python", "-m", "build", "--outdir", "dist", ".")
+    session.run("pytest", "-q", "-ra", "-m", "wheel", "tests/test_wheel.py", *session.posargs)

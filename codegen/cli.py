@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from pykemi import checkout
+
 from .errors import SpecError, SpecErrors
 from .generate import ROOT, check, generate, load
 
@@ -21,6 +23,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is None and checkout() is None:
+        # the default generated/ is the installed package's, built with it: never written
+        if args.spec:
+            print(
+                "kemi generate: pykemi is installed, not run from its checkout: its "
+                "generated/ is read-only; give an output folder: --out DIR",
+                file=sys.stderr,
+            )
+            return 2
+        if not args.quiet:
+            print("generated/ was built with the installed pykemi (read-only): nothing to do")
+        return 0
     out: Path = args.out or ROOT / "generated"
     started = time.perf_counter()
     try:
