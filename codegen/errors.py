@@ -1,31 +1,7 @@
-"""Spec errors that name the file, the line and the field, and say what is allowed."""
+"""Spec errors live in the KEMI contract package (``pykemi.kemi.errors``); kept importable here."""
 
 from __future__ import annotations
 
+from ..kemi.errors import SpecError, SpecErrors
 
-class SpecError(Exception):
-    """One problem in one spec file."""
-
-    def __init__(self, file: str, line: int, field: str, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.field = field
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
-
-
-class SpecErrors(Exception):
-    """Every problem found in a spec set; printed one per line."""
-
-    def __init__(self, errors: list[SpecError]) -> None:
-        self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.field, e.message))
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
+__all__ = ["SpecError", "SpecErrors"]

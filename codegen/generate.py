@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .models import Spec
+from ..kemi.model import Spec
 from .render import banner, check_tree, environment, write_tree
 from .spec import load_spec, spec_files
 from .targets import TARGETS

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import jinja2
 
+from ..kemi.targets import TARGETS
+
 TEMPLATES = Path(__file__).parent / "templates"
 
-COMMENT = {
-    ".py": "#", ".pyi": "#", ".lua": "--", ".js": "//", ".ts": "//", ".rb": "#", ".rbs": "#",
-    ".nut": "//", ".c": "//", ".h": "//", ".md": None, ".json": None, ".luacheckrc": "--",
-}  # fmt: skip
+# line-comment prefix of a generated file, by suffix (None: the format has no comments)
+COMMENT: dict[str, str | None] = {
+    **{suffix: t.comment for t in TARGETS.values() for suffix in t.suffixes},
+    ".c": "//",
+    ".h": "//",
+    ".md": None,
+    ".json": None,
+}
 
 
 def environment() -> jinja2.Environment:

@@ -7,24 +7,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .errors import SpecError, SpecErrors
+from ..kemi.contract import CORE_MODULE, MAX_PARAMS
+from ..kemi.errors import SpecError, SpecErrors
+from ..kemi.model import Export, ModParam, Module, Param, Spec, default_submodule
 from .loader import LoadedYaml, load_yaml
-from .models import (
-    Export,
-    ExportSpec,
-    ImplSpec,
-    ModParam,
-    ModParamSpec,
-    Module,
-    ModuleSpec,
-    Param,
-    ParamSpec,
-    Spec,
-)
+from .models import ExportSpec, ImplSpec, ModParamSpec, ModuleSpec, ParamSpec
 from .validate import validate
-
-CORE = "core"
-
 
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "module": tuple(ModuleSpec.model_fields),
@@ -66,7 +54,10 @@ def _describe(err: dict[str, object]) -> str:
     if kind == "too_long":
         ctx = err.get("ctx") or {}
         given = ctx.get("actual_length", "?") if isinstance(ctx, dict) else "?"
-        return f"{given} parameters given; at most 6 are allowed (KEMI's SR_KEMI_PARAMS_MAX)"
+        return (
+            f"{given} parameters given; at most {MAX_PARAMS} are allowed "
+            "(KEMI's SR_KEMI_PARAMS_MAX)"
+        )
     if kind == "string_pattern_mismatch" and last == "python":
         return f"{err.get('input')!r} is not a Python implementation path (module.path:function)"
     if kind == "string_pattern_mismatch":
@@ -87,11 +78,7 @@ def _model_errors(loaded: LoadedYaml, exc: ValidationError) -> list[SpecError]:
 
 
 def _resolve(loaded: LoadedYaml, spec: ModuleSpec, start: int) -> Module:
-    default_sub = (
-        spec.submodule
-        if spec.submodule is not None
-        else ("" if spec.module == CORE else spec.module)
-    )
+    default_sub = spec.submodule if spec.submodule is not None else default_submodule(spec.module)
     exports = []
     for i, e in enumerate(spec.exports):
         kind, target = ("python", e.impl.python) if e.impl.python else ("c", e.impl.c)
@@ -157,7 +144,7 @@ def load_spec(files: Sequence[Path], root: Path | None = None) -> Spec:
     if errors:
         raise SpecErrors(errors)
     # core first (registered first, as in Kamailio), then modules by name
-    parsed.sort(key=lambda pair: (pair[1].module != CORE, pair[1].module))
+    parsed.sort(key=lambda pair: (pair[1].module != CORE_MODULE, pair[1].module))
     modules = []
     index = 0
     for loaded, mspec in parsed:
@@ -167,4 +154,4 @@ def load_spec(files: Sequence[Path], root: Path | None = None) -> Spec:
     errors = validate(modules)
     if errors:
         raise SpecErrors(errors)
-    return Spec(modules=tuple(modules), exports=tuple(e for m in modules for e in m.exports))
+    return Spec(modules=tuple(modules))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .errors import SpecError
-from .models import Export, Module
-from .names import PRIVATE_PREFIX, RESERVED, escape
+from ..kemi.contract import PRIVATE_PREFIX, RESERVED_SUBMODULES
+from ..kemi.errors import SpecError
+from ..kemi.model import Export, Module
+from ..kemi.targets import TARGETS
 
 Rule = Callable[[Sequence[Module]], list[SpecError]]
 
-RESERVED_SUBMODULES = {"x": "engine-private (KSR.x: exit, drop, modf)"}
+__all__ = ["RESERVED_SUBMODULES", "RULES", "Rule", "validate"]
 
 
 def _err(e: Export, field: str, message: str) -> SpecError:
@@ -64,11 +65,11 @@ def rule_unique_modules(modules: Sequence[Module]) -> list[SpecError]:
 def rule_names_in_every_language(modules: Sequence[Module]) -> list[SpecError]:
     """Escaped names must stay distinct in every target, and not use the private prefix."""
     errors = []
-    for lang in RESERVED:
+    for lang, target in TARGETS.items():
         members: dict[tuple[str, str], Export] = {}
         for m in modules:
             for e in m.exports:
-                key = (e.submodule, escape(e.name, lang))
+                key = (e.submodule, target.escape(e.name))
                 other = members.get(key)
                 if other is not None and other.name != e.name:
                     errors.append(
@@ -99,8 +100,8 @@ def rule_names_in_every_language(modules: Sequence[Module]) -> list[SpecError]:
                             f"duplicate parameter '{p.name}'; parameter names must be unique",
                         )
                     )  # fmt: skip
-                for lang in RESERVED:
-                    esc = escape(p.name, lang)
+                for lang, target in TARGETS.items():
+                    esc = target.escape(p.name)
                     if esc != p.name and esc in names:
                         errors.append(
                             _err(
@@ -133,7 +134,7 @@ def rule_submodules(modules: Sequence[Module]) -> list[SpecError]:
                         f"KSR.{e.submodule}",
                     )
                 )  # fmt: skip
-            elif e.submodule and any(e.submodule in w for w in RESERVED.values()):
+            elif e.submodule and any(e.submodule in t.reserved for t in TARGETS.values()):
                 errors.append(
                     _err(e, "submodule", f"'{e.submodule}' is a reserved word in a target language")
                 )

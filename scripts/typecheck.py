@@ -1,4 +1,4 @@
-"""Run mypy on codegen/ and runtime/ under their import names (pykemi.codegen, ...).
+"""Run mypy on kemi/, codegen/ and runtime/ under their import names (pykemi.codegen, ...).
 
 The folders are mapped onto ``pykemi.*`` by setup.py, which mypy cannot see
 through an editable install; a tree of symlinks under build/ gives it the
@@ -17,7 +17,7 @@ TREE = ROOT / "build" / "mypy" / "pykemi"
 
 def main() -> int:
     TREE.mkdir(parents=True, exist_ok=True)
-    links = {"codegen": ROOT / "codegen", "runtime": ROOT / "runtime", "generated": ROOT / "generated",
+    links = {"kemi": ROOT / "kemi", "codegen": ROOT / "codegen", "runtime": ROOT / "runtime", "generated": ROOT / "generated",
              "__init__.py": ROOT / "pykemi" / "__init__.py"}  # fmt: skip
     for name, target in links.items():
         link = TREE / name
@@ -28,6 +28,8 @@ def main() -> int:
         sys.executable,
         "-m",
         "mypy",
+        "-p",
+        "pykemi.kemi",
         "-p",
         "pykemi.codegen",
         "-p",

@@ -69,7 +69,7 @@ def _copy_generated(tmp_path: Path) -> Path:
 
 def _kemi_check(out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "codegen.cli", "--check", "--out", str(out)],
+        [sys.executable, "-m", "pykemi.codegen.cli", "--check", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

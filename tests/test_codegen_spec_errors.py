@@ -137,7 +137,7 @@ def test_cli_reports_invalid_spec() -> None:
         [
             sys.executable,
             "-m",
-            "codegen.cli",
+            "pykemi.codegen.cli",
             "--check",
             "--spec",
             str(BADSPEC / "duplicate_export"),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import jinja2
 
-from ..models import Spec
+from ...kemi.model import Spec
 from . import api_json, c, docs, js, lua, python, ruby, sqlang, stubs
 
 Emitter = Callable[[Spec, jinja2.Environment], dict[str, str]]

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
-from ..models import Export, Spec
+from ...kemi.contract import MAX_PARAMS, SR_KEMIP
+from ...kemi.model import Export, Spec
+from ...kemi.types import TYPES, all_signatures, ret_code, signature_code
 from ..render import banner
-from ..types import MAX_PARAMS, TYPES, all_signatures, ret_code, signature_code
 
-KEMIP = [
-    ("SR_KEMIP_NONE", "(0)"),
-    ("SR_KEMIP_INT", "(1 << 0)"),
-    ("SR_KEMIP_STR", "(1 << 1)"),
-    ("SR_KEMIP_BOOL", "(1 << 2)"),
-    ("SR_KEMIP_XVAL", "(1 << 3)"),
-    ("SR_KEMIP_NULL", "(1 << 4)"),
-    ("SR_KEMIP_DICT", "(1 << 5)"),
-    ("SR_KEMIP_ARRAY", "(1 << 6)"),
-    ("SR_KEMIP_LONG", "(1 << 7)"),
-]
-
-
-@dataclass(frozen=True)
-class TrampArg:
-    n: int
-    type: str
-    c_type: str  # as the C export takes it
-    decl: str  # as the trampoline takes it
-    pass_: str
-
-    @property
-    def pass_expr(self) -> str:
-        return self.pass_
+# SR_KEMIP_* as kemi.h defines them: "(0)", "(1 << 3)"
+KEMIP = [(name, f"(1 << {v.bit_length() - 1})" if v else "(0)") for name, v in SR_KEMIP]
 
 
 def _args(params: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 Pages are written for the mkdocs site (Material theme; ``attr_list`` for the stable
 ``#ksr-sl-send-reply`` anchors, ``pymdownx.tabbed`` for the examples) and stay
-readable as plain Markdown. Every spelling of a type comes from ``codegen.types``;
-every member name is escaped per language with ``codegen.names``.
+readable as plain Markdown. Every spelling of a type and of a member name comes from
+the language's ``Target`` (``pykemi.kemi.targets``) and the type table (``kemi.types``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any
 
 import jinja2
 
-from ..models import Export, ModParam, Module, Spec
-from ..names import escape
-from ..types import MAX_PARAMS, TYPES
-
-CORE = "core"
+from ...kemi.contract import CORE_MODULE, MAX_PARAMS
+from ...kemi.model import Export, ModParam, Module, Spec
+from ...kemi.targets import TARGETS
+from ...kemi.types import TYPES
 
 RETURNS = {
     "int": "an integer: > 0 success (true), < 0 failure (false), 0 stops the script "
@@ -56,15 +55,12 @@ def anchor(e: Export) -> str:
 
 def loadmodule_line(module: str) -> str | None:
     """The config line that makes a module's functions exist (None for the core)."""
-    return None if module == CORE else f'loadmodule "{module}.so"'
+    return None if module == CORE_MODULE else f'loadmodule "{module}.so"'
 
 
 def member(e: Export, lang: str) -> str:
     """``KSR.<sub>.<fn>`` as written in ``lang`` (reserved words escaped)."""
-    fn = escape(e.name, lang)
-    if lang == "ruby":
-        return f"KSR::{e.submodule.upper()}.{fn}" if e.submodule else f"KSR.{fn}"
-    return f"KSR.{e.submodule}.{fn}" if e.submodule else f"KSR.{fn}"
+    return TARGETS[lang].member(e.submodule, e.name)
 
 
 def c_symbol(e: Export) -> str:
@@ -75,26 +71,22 @@ def c_symbol(e: Export) -> str:
 
 
 def signatures(e: Export) -> list[tuple[str, str]]:
-    """(language, signature) for every scripting language and C."""
-    ret = TYPES[e.ret]
-
-    def typed(lang: str, attr: str, fmt: str) -> str:
-        return ", ".join(
-            fmt.format(n=escape(p.name, lang), t=getattr(TYPES[p.type], attr)) for p in e.params
+    """(language, signature) for every scripting language, then C."""
+    out = []
+    for t in TARGETS.values():
+        params = ", ".join(
+            t.doc_param.format(n=t.escape(p.name), t=t.types[p.type]) for p in e.params
         )
-
+        member = t.member(e.submodule, e.name)
+        out.append(
+            (t.title, t.doc_signature.format(member=member, params=params, ret=t.types[e.ret]))
+        )
     c_params = ", ".join(
         ["sip_msg_t *msg"]
         + [f"{TYPES[p.type].c_param} {p.name}".replace("* ", "*") for p in e.params]
     )
-    return [
-        ("Lua", f"{member(e, 'lua')}({typed('lua', 'lua', '{n}: {t}')}) -> {ret.lua}"),
-        ("Python", f"{member(e, 'python')}({typed('python', 'python', '{n}: {t}')}) -> {ret.python}"),
-        ("JavaScript", f"{member(e, 'js')}({typed('js', 'ts', '{n}: {t}')}): {ret.ts}"),
-        ("Ruby", f"{member(e, 'ruby')}: ({typed('ruby', 'rbs', '{t} {n}')}) -> {ret.rbs}"),
-        ("Squirrel", f"{member(e, 'sqlang')}({typed('sqlang', 'sqlang', '{t} {n}')}) -> {ret.sqlang}"),
-        ("C", f"{ret.c_ret} {c_symbol(e)}({c_params})".replace("* ", "*")),
-    ]  # fmt: skip
+    out.append(("C", f"{TYPES[e.ret].c_ret} {c_symbol(e)}({c_params})".replace("* ", "*")))
+    return out
 
 
 def sr_kemi_row(e: Export) -> str:
@@ -195,7 +187,11 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
             module=m,
             loadmodule=loadmodule_line(m.name),
             submodules=[
-                {"name": s, "ksr": f"KSR.{s}" if s else "KSR", "ruby": f"KSR::{s.upper()}"}
+                {
+                    "name": s,
+                    "ksr": TARGETS["lua"].ksr_submodule(s),
+                    "ruby": TARGETS["ruby"].ksr_submodule(s),
+                }
                 for s in m.submodules
             ],
             params=[modparam_view(m, p) for p in m.params],

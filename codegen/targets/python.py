@@ -7,12 +7,12 @@ from typing import Any
 import black
 import jinja2
 
-from ..models import Export, Spec
-from ..names import escape
+from ...kemi.model import Export, Spec
+from ...kemi.targets import TARGETS
+from ...kemi.types import TYPES
 from ..render import banner
-from ..types import TYPES
 
-MODE = black.Mode(line_length=100)
+PY = TARGETS["python"]
 
 
 def _fmt(src: str, is_stub: bool = False) -> str:
@@ -30,26 +30,22 @@ def _docstring(e: Export) -> str:
 
 
 def function_view(e: Export) -> dict[str, Any]:
-    names = [escape(p.name, "python") for p in e.params]
-    py_type = {"int": "int", "str": "str"}
+    names = [PY.escape(p.name) for p in e.params]
     return {
         "args": ", ".join(names),
         "unpack": "".join(n + ", " for n in names).rstrip(" "),
-        "fast_check": " or ".join(
-            f"{n}.__class__ is not {py_type[p.type]}" for n, p in zip(names, e.params, strict=True)
-        ),
+        "fast_check": PY.arg_check(names, e.param_types),
         "defparams": ", ".join(
-            f"{n}: {TYPES[p.type].python} = _kemi_M" for n, p in zip(names, e.params, strict=True)
+            f"{n}: {PY.types[p.type]} = _kemi_M" for n, p in zip(names, e.params, strict=True)
         ),
-        "pyname": escape(e.name, "python"),
+        "pyname": PY.escape(e.name),
         "ksr_name": e.ksr_name,
         "module": e.module,
         "module_index": e.module_index,
-        "ret_ann": TYPES[e.ret].python,
+        "ret_ann": PY.types[e.ret],
         "docstring": _docstring(e),
         "params": [
-            {"pyname": escape(p.name, "python"), "ann": TYPES[p.type].python, "type": p.type}
-            for p in e.params
+            {"pyname": PY.escape(p.name), "ann": PY.types[p.type], "type": p.type} for p in e.params
         ],
     }
 
@@ -64,7 +60,7 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     subs = sorted(s for s in by_sub if s)
     for sub in ["", *subs]:
         exports = by_sub.get(sub, [])
-        rel = "python/KSR/__init__.py" if sub == "" else f"python/KSR/{escape(sub, 'python')}.py"
+        rel = "python/KSR/__init__.py" if sub == "" else f"python/KSR/{PY.escape(sub)}.py"
         sources = sorted({e.spec_file for e in exports}) or ["(core)"]
         doc = (
             "KSR: the KEMI API for Python routing scripts; core functions live here."
@@ -77,7 +73,7 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
             "spec_hash": spec.hash,
             "bases": sorted({e.module for e in exports}),
             "functions": [function_view(e) for e in exports],
-            "submodules": [escape(s, "python") for s in subs],
+            "submodules": [PY.escape(s) for s in subs],
         }
         out[rel] = _fmt(mod_tpl.render(banner=banner(rel, sources), **view))
         stub_rel = rel[:-3] + ".pyi"

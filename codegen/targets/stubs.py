@@ -2,8 +2,8 @@
 
 Each stub describes the whole ``KSR`` object as a script sees it: core functions
 on ``KSR``, one sub-object per KSR sub-module (``KSR.sl``; Ruby ``KSR::SL``), and
-the engine functions of ``KSR.x``. Names are spelled as the language's shim
-spells them (``codegen.names.escape``); types come from ``codegen.types``.
+the engine functions of ``KSR.x``. Names and types are spelled by the language's
+``Target`` (``pykemi.kemi.targets``), as its shim spells them.
 Stubs are never loaded by the router: they are for editors, type checkers and
 linters (``tsc --checkJs``, lua-language-server, ``luacheck``, ``rbs``/``steep``).
 """
@@ -14,13 +14,11 @@ from typing import Any
 
 import jinja2
 
-from ..models import Export, Spec
-from ..names import escape
+from ...kemi.contract import CORE_MODULE, ENGINE_SUBMODULE
+from ...kemi.model import Export, Spec
+from ...kemi.targets import TARGETS, Target
 from ..render import banner
-from ..types import TYPES
 from .docs import RETURNS
-
-ENGINE_SUB = "x"  # KSR.x: exit/drop/modf, provided by every engine, not by a spec
 
 
 def _sources(spec: Spec) -> list[str]:
@@ -35,26 +33,25 @@ def _doc_lines(e: Export) -> list[str]:
         lines += ["", *e.description.strip().splitlines()]
     module = (
         "core (always available)"
-        if e.module == "core"
+        if e.module == CORE_MODULE
         else f'{e.module} (loadmodule "{e.module}.so")'
     )
     lines += ["", f"Module: {module}."]
     return [line.rstrip() for line in lines]
 
 
-def _function_view(e: Export, lang: str, type_attr: str) -> dict[str, Any]:
-    ret = getattr(TYPES[e.ret], type_attr)
+def _function_view(e: Export, t: Target) -> dict[str, Any]:
     return {
         "ksr_name": e.ksr_name,
-        "member": escape(e.name, lang),
+        "member": t.escape(e.name),
         "ret": e.ret,
-        "ret_type": ret,
+        "ret_type": t.types[e.ret],
         "returns": RETURNS[e.ret],
         "doc_lines": _doc_lines(e),
         "params": [
             {
-                "name": escape(p.name, lang),
-                "type": getattr(TYPES[p.type], type_attr),
+                "name": t.escape(p.name),
+                "type": t.types[p.type],
                 "doc": " ".join(p.doc.split()),
             }
             for p in e.params
@@ -62,7 +59,7 @@ def _function_view(e: Export, lang: str, type_attr: str) -> dict[str, Any]:
     }
 
 
-def groups(spec: Spec, lang: str, type_attr: str) -> list[dict[str, Any]]:
+def groups(spec: Spec, t: Target) -> list[dict[str, Any]]:
     """Exports grouped by KSR sub-module: core (``""``) first, then sub-modules by name."""
     by_sub: dict[str, list[Export]] = {}
     for e in spec.exports:
@@ -74,24 +71,23 @@ def groups(spec: Spec, lang: str, type_attr: str) -> list[dict[str, Any]]:
         out.append(
             {
                 "name": sub,
-                "const": sub.upper(),
+                "const": TARGETS["ruby"].submodule_name(sub),
                 "modules": sorted({e.module for e in exports}),
-                "functions": [_function_view(e, lang, type_attr) for e in exports],
+                "functions": [_function_view(e, t) for e in exports],
             }
         )
     return out
 
 
-def _render(
-    spec: Spec, env: jinja2.Environment, rel: str, template: str, lang: str, type_attr: str
-) -> str:
-    subs = groups(spec, lang, type_attr)
+def _render(spec: Spec, env: jinja2.Environment, rel: str, template: str, t: Target) -> str:
+    subs = groups(spec, t)
     return env.get_template(template).render(
         banner=banner(rel, _sources(spec)),
         spec_hash=spec.hash,
         core=next((g for g in subs if g["name"] == ""), None),
         submodules=[g for g in subs if g["name"]],
-        engine_sub=ENGINE_SUB,
+        engine_sub=ENGINE_SUBMODULE,
+        engine_const=TARGETS["ruby"].submodule_name(ENGINE_SUBMODULE),
     )
 
 
@@ -104,7 +100,7 @@ def emit_ts(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     env = env.overlay()
     env.filters["jsdoc"] = _comment_safe
     rel = "js/KSR.d.ts"
-    return {rel: _render(spec, env, rel, "ts/KSR.d.ts.j2", "js", "ts")}
+    return {rel: _render(spec, env, rel, "ts/KSR.d.ts.j2", TARGETS["js"])}
 
 
 def emit_lua(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
@@ -114,14 +110,14 @@ def emit_lua(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
         ("lua/KSR.d.lua", "luals/KSR.d.lua.j2"),
         ("lua/.luacheckrc", "luals/luacheckrc.j2"),
     ):
-        out[rel] = _render(spec, env, rel, template, "lua", "lua")
+        out[rel] = _render(spec, env, rel, template, TARGETS["lua"])
     return out
 
 
 def emit_rbs(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     """generated/ruby/KSR.rbs: ``module KSR`` with singleton method signatures."""
     rel = "ruby/KSR.rbs"
-    return {rel: _render(spec, env, rel, "rbs/KSR.rbs.j2", "ruby", "rbs")}
+    return {rel: _render(spec, env, rel, "rbs/KSR.rbs.j2", TARGETS["ruby"])}
 
 
-__all__ = ["ENGINE_SUB", "emit_lua", "emit_rbs", "emit_ts", "groups"]
+__all__ = ["emit_lua", "emit_rbs", "emit_ts", "groups"]
