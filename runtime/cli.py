@@ -7,68 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-from .core.log import LOG
-
-
-def _defines(values: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in values or []:
-        name, _, value = item.partition("=")
-        out[name] = value
-    return out
-
-
-def _add_define(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-D", "--define", action="append", help="#!define NAME[=VALUE]")
-
-
-def _load(args: argparse.Namespace) -> object:
-    from .config import ConfigError, load_config
-    from .dispatch import StartupError
-    from .router import Router
-
-    try:
-        cfg = load_config(args.config, defines=_defines(args.define))
-    except ConfigError as exc:
-        print(f"kemi: config error: {exc}", file=sys.stderr)
-        return 2
-    if args.debug is not None:
-        cfg.globals["debug"] = args.debug
-    if getattr(args, "foreground", False):
-        cfg.globals["fork"] = False
-    try:
-        return Router(cfg)
-    except (StartupError, ConfigError) as exc:
-        print(f"kemi: cannot start: {exc}", file=sys.stderr)
-        return 1
+from . import cmdline
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .control import Control
-    from .dispatch import StartupError
-    from .server import Server
-
-    router = _load(args)
-    if isinstance(router, int):
-        return router
-    if router.cfg.get("kemi.rpc_socket") != "none":  # type: ignore[attr-defined]
-        router.control_factory = Control  # type: ignore[attr-defined]
-    try:
-        return Server(router).run()  # type: ignore[arg-type]
-    except StartupError as exc:
-        print(f"kemi: cannot start: {exc}", file=sys.stderr)
-        return 1
+    return cmdline.run(args, "kemi", kamailio=False)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    LOG.level = -10  # warnings are printed below, once
-    router = _load(args)
-    if isinstance(router, int):
-        return router
-    for w in router.warnings:  # type: ignore[attr-defined]
-        print(f"warning: {w}", file=sys.stderr)
-    print(f"{args.config}: ok", file=sys.stderr)
-    return 0
+    cfg = cmdline.load(args.config, args.define, "kemi")
+    if isinstance(cfg, int):
+        return cfg
+    if args.debug is not None:
+        cfg.globals["debug"] = args.debug
+    return cmdline.check(cfg, "kemi")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -130,7 +82,7 @@ def _rpc_param(text: str) -> object:
 
 
 def _rpc_socket(args: argparse.Namespace) -> str:
-    """``-s``, else the socket of the router ``-c CFG`` (with ``-D``) describes, else the
+    """``-s``, else the socket of the router ``-c CFG`` (with ``-A``) describes, else the
     default socket of a router without listen=."""
     from .config import ConfigError, load_config
     from .config.model import DEFAULT_LISTEN
@@ -141,7 +93,7 @@ def _rpc_socket(args: argparse.Namespace) -> str:
     if args.config is None:
         return default_socket_path(DEFAULT_LISTEN[1], DEFAULT_LISTEN[2])
     try:
-        path = socket_path(load_config(args.config, defines=_defines(args.define)))
+        path = socket_path(load_config(args.config, defines=dict(args.define)))
     except ConfigError as exc:
         raise SystemExit(f"kemi rpc: config error: {exc}") from None
     if path is None:
@@ -180,14 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="kemi", description="pykemi: KEMI SIP router and generator")
     sub = p.add_subparsers(dest="command", required=True)
 
-    for name, helptext in (("run", "run the router"), ("check", "validate a config (kamailio -c)")):
-        sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("config", type=Path)
-        _add_define(sp)
-        sp.add_argument("--debug", type=int, default=None, help="override debug=")
-        if name == "run":
-            sp.add_argument("-F", "--foreground", action="store_true", help="fork=no")
-        sp.set_defaults(func=cmd_run if name == "run" else cmd_check)
+    sp = sub.add_parser("run", help="run the router (kamailio's -f -A -D -E -c -l -P -V too)")
+    cmdline.add_run_options(sp, kamailio=False)
+    sp.set_defaults(func=cmd_run)
+    cp = sub.add_parser("check", help="validate a config (kamailio -c)")
+    cmdline.add_check_options(cp)
+    cp.set_defaults(func=cmd_check)
 
     from pykemi.codegen.cli import add_arguments
 
@@ -218,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("rpc", help="call a JSON-RPC method of a running router")
     rp.add_argument("-s", "--socket", help="control socket path")
     rp.add_argument("-c", "--config", type=Path, help="find the socket from this config")
-    _add_define(rp)
+    cmdline.add_define_option(rp)
     rp.add_argument("method")
     rp.add_argument("params", nargs="*")
     rp.set_defaults(func=cmd_rpc)
@@ -228,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     dp = sub.add_parser("db", help="create Kamailio's database tables, add users/addresses")
     db_arguments(dp)
 
-    args = p.parse_args(argv)
+    args, extras = p.parse_known_args(argv)
+    cmdline.reject_old_defines(p, extras)
     result: int = args.func(args)
     return result
 

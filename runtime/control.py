@@ -29,6 +29,13 @@ from .dispatch import StartupError
 from .engines.base import ScriptError
 
 VERSION = "0.1.0"
+
+
+def server_version() -> str:
+    """core.version and ``kemi run -V``: Kamailio's shape, ``kamailio 5.6.3 (x86_64/linux)``."""
+    return f"pykemi {VERSION} ({platform.machine()}/{os.uname().sysname.lower()})"
+
+
 MAX_REQUEST = 1 << 20
 
 Method = Callable[[list[Any]], Any]
@@ -271,9 +278,7 @@ class Control:
         eng = self.router.engine
         prefix = eng.rpc_prefix
         m = self.methods
-        m["core.version"] = (
-            lambda p: f"pykemi {VERSION} ({platform.machine()}/{os.uname().sysname.lower()})"
-        )
+        m["core.version"] = lambda p: server_version()
         m["core.uptime"] = self._uptime
         m["core.ps"] = self._ps
         m["core.echo"] = lambda p: p

@@ -27,7 +27,7 @@ def kemi_run_args(
 ) -> list[str]:
     args = [str(python or sys.executable), "-m", "pykemi.runtime.cli", "run", str(cfg)]
     for name, value in (defines or {}).items():
-        args += ["-D", f"{name}={value}"]
+        args += ["-A", f"{name}={value}"]
     return args
 
 

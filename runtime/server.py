@@ -120,6 +120,8 @@ class Server:
         self._busy = router.stats.register("core:busy_since")
         self.watchdog_ns = WORKER_WATCHDOG_MS * 1_000_000
         self._watchdog_check = 0  # monotonic ns of the next scan
+        # called once the router serves (kemi run's daemon mode tells its creator: daemon.py)
+        self.on_ready: Callable[[], None] | None = None
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -195,12 +197,17 @@ class Server:
 
     # -- worker loop ---------------------------------------------------------------------------
 
-    def serve(self, rank: int, until: Callable[[], bool] | None = None) -> None:
-        """Receive and route messages until stopped (runs in each worker)."""
+    def serve(
+        self, rank: int, until: Callable[[], bool] | None = None, control: Any = None
+    ) -> None:
+        """Receive and route messages until stopped (runs in each worker); with fork=no the
+        one process also answers the control socket (``control``)."""
         LOG.rank = rank
         router = self.router
         handle = router.handle
         sel = selectors.DefaultSelector()
+        if control is not None:
+            control.register(sel)
         if self.worker_channel is not None:
             sel.register(self.worker_channel, selectors.EVENT_READ, None)
         else:
@@ -216,9 +223,12 @@ class Server:
             except InterruptedError:
                 continue
             stats.set(busy, clock())  # read by the main process's watchdog
-            for key, _ in events:
+            for key, mask in events:
                 if key.data is None:
                     self._drain_channel(key.fileobj, handle)  # type: ignore[arg-type]
+                    continue
+                if key.data[0] == "ctl":
+                    control.on_event(key, mask)
                     continue
                 i, lst = key.data
                 for _ in range(64):  # drain: fewer select calls under load
@@ -361,7 +371,10 @@ class Server:
             self._install_signals()
             self._limit_memory(1)
             self._child_init(1)
-            self.serve(1)
+            self._announce_ready(f"1 process on {addrs}, fork=no")
+            self.serve(1, control=self.control)
+            if self.control is not None:
+                self.control.close()
             return 0
         if self.dispatch:
             for _ in range(children):
@@ -372,7 +385,7 @@ class Server:
         for rank in range(1, children + 1):
             self._spawn(rank)
         self._install_signals()
-        print(f"{READY} ({children} workers on {addrs}, {mode})", file=sys.stderr, flush=True)
+        self._announce_ready(f"{children} workers on {addrs}, {mode}")
         if self.dispatch or self.control is not None:
             self._main_loop()
         else:
@@ -382,6 +395,11 @@ class Server:
                 self._watchdog()
         self._terminate()
         return 0
+
+    def _announce_ready(self, detail: str) -> None:
+        print(f"{READY} ({detail})", file=sys.stderr, flush=True)
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _read_limits(self) -> None:
         """Resource limits from the config (names, defaults: docs/reliability.md)."""

@@ -58,7 +58,7 @@ def defines(lang: str, dburl: str, **extra: str) -> dict[str, str]:
 def basic_router(
     lang: str, tmp: Path, dburl: str, cfg: Path = CFG, **extra: str
 ) -> Iterator[RunningRouter]:
-    """``kemi run kamailio-basic-kemi.cfg -D WITH_CFG<LANG> -D DBURL=... -D LISTEN=...``."""
+    """``kemi run kamailio-basic-kemi.cfg -A WITH_CFG<LANG> -A DBURL=... -A LISTEN=...``."""
     with relay_router(cfg, tmp, defines(lang, dburl, **extra), timeout=60) as r:
         yield r
 

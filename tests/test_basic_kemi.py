@@ -44,7 +44,7 @@ def test_kemi_check_each_language(lang: str, tmp_path: Path) -> None:
     init_db(url)
     args = ["check", str(CFG)]
     for k, v in defines(lang, url, LISTEN="udp:127.0.0.1:5060").items():
-        args += ["-D", f"{k}={v}"]
+        args += ["-A", f"{k}={v}"]
     res = kemi(*args, cwd=BASIC)
     assert res.returncode == 0, res.stderr
     assert f"{CFG.name}: ok" in res.stderr

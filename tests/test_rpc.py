@@ -265,7 +265,7 @@ def test_default_sockets_per_address_in_our_directory(tmp_path: Path) -> None:
                 r = stack.enter_context(router(cfg, work, defines=listen, port=port))
                 pids[host] = (r.proc.pid, cfg)
             for host, (pid, cfg) in pids.items():
-                res = kemi("rpc", "-c", str(cfg), "-D", f"LISTEN=udp:{host}:{port}", "core.ps")
+                res = kemi("rpc", "-c", str(cfg), "-A", f"LISTEN=udp:{host}:{port}", "core.ps")
                 assert res.returncode == 0, res.stderr
                 assert json.loads(res.stdout)[0]["PID"] == pid, host
                 path = Path(default_socket_path(host, port))

@@ -356,7 +356,7 @@ def test_udp_port_in_use_is_a_startup_error(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", port))
-        res = kemi("run", str(cfg), "-D", f"LISTEN=udp:127.0.0.1:{port}", cwd=tmp_path, timeout=60)
+        res = kemi("run", str(cfg), "-A", f"LISTEN=udp:127.0.0.1:{port}", cwd=tmp_path, timeout=60)
     assert res.returncode != 0, res.stderr[-2000:]
     assert f"cannot listen on udp:127.0.0.1:{port}" in res.stderr + res.stdout
 
