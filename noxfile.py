@@ -51,7 +51,7 @@ def check(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """The docs site (mkdocs + Material) from docs/ and generated/docs/, into site/."""
-    _install(session, "docs")
+    _install(session, "docs,codegen")  # kemi generate needs the generator's extra
     session.run("kemi", "generate", "--check", "--quiet")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 

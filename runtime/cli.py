@@ -1,11 +1,16 @@
-"""The ``kemi`` command: run, check, generate, build, rpc, new-module."""
+"""The router's commands of ``kemi``: run, check, build, rpc, db.
+
+``kemi generate`` and ``kemi new-module`` are the generator's (pykemi/cli.py adds them).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import cmdline
 
@@ -21,49 +26,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.debug is not None:
         cfg.globals["debug"] = args.debug
     return cmdline.check(cfg, "kemi")
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from pykemi.codegen.cli import run
-
-    # built-in specs -> generated/ (unless only extensions are asked for), then the
-    # installed out-of-tree modules -> their own trees (runtime/extensions.py)
-    names: list[str] = args.extension or []
-    if not names:
-        rc = run(args)
-        if rc != 0 or args.no_extensions or args.spec or args.out:
-            return rc
-        if args.check:
-            return rc  # cached extension trees are keyed by their spec: never stale
-    return _generate_extensions(args, names)
-
-
-def _generate_extensions(args: argparse.Namespace, names: list[str]) -> int:
-    from . import extensions
-
-    try:
-        done, diffs = extensions.generate_all(names, out=args.out, check_only=args.check)
-    except extensions.ExtensionError as exc:
-        print(f"kemi generate: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        if diffs:
-            sys.stdout.write("".join(diffs))
-            print(f"kemi generate --check: {len(diffs)} file(s) are stale", file=sys.stderr)
-            return 1
-        if not args.quiet:
-            print(f"extension bindings are current: {', '.join(names)}")
-        return 0
-    if not args.quiet:
-        for line in extensions.describe(done):
-            print(f"extension {line}")
-    return 0
-
-
-def cmd_new_module(args: argparse.Namespace) -> int:
-    from .scaffold import run as scaffold_run
-
-    return scaffold_run(args)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -128,7 +90,11 @@ def cmd_rpc(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    extra_commands: Sequence[Callable[[argparse._SubParsersAction[Any]], None]] = (),
+) -> int:
+    """The router's commands (run, check, build, rpc, db) plus ``extra_commands``."""
     p = argparse.ArgumentParser(prog="kemi", description="pykemi: KEMI SIP router and generator")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -139,27 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     cmdline.add_check_options(cp)
     cp.set_defaults(func=cmd_check)
 
-    from pykemi.codegen.cli import add_arguments
-
-    gp = sub.add_parser("generate", help="regenerate generated/ from the specs")
-    add_arguments(gp)
-    gp.add_argument(
-        "--extension",
-        action="append",
-        metavar="NAME",
-        help="only this installed out-of-tree module (repeatable); its bindings go to "
-        "the pykemi cache, or to --out",
-    )
-    gp.add_argument(
-        "--no-extensions", action="store_true", help="skip installed out-of-tree modules"
-    )
-    gp.set_defaults(func=cmd_generate)
-
-    np_ = sub.add_parser("new-module", help="scaffold an out-of-tree module package")
-    from .scaffold import add_arguments as scaffold_arguments
-
-    scaffold_arguments(np_)
-    np_.set_defaults(func=cmd_new_module)
+    for add_commands in extra_commands:  # pykemi/cli.py: the generator's commands
+        add_commands(sub)
 
     bp = sub.add_parser("build", help="compile the C dispatch extension in place")
     bp.add_argument("--verbose", "-v", action="store_true")

@@ -1,8 +1,8 @@
 """cffi build of the generated C dispatch glue plus the built-in C modules.
 
 Used by setup.py at install time (``cffi_modules``) and by ``kemi build``;
-out-of-tree C modules are compiled by ``cbuild.build_c_module`` with the
-same header and export-table emitter.
+out-of-tree C modules are compiled by ``cbuild.compile_module`` with the
+same header, with their export table rendered by ``kemi generate``.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ class Router:
         """Load an installed out-of-tree module (runtime/extensions.py); False if none."""
         from . import extensions
 
-        ext = extensions.load(name, self.api)
+        ext = extensions.load(name)
         if ext is None:
             return False
         self.api = self.api.merged(ext.api)

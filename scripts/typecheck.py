@@ -18,7 +18,7 @@ TREE = ROOT / "build" / "mypy" / "pykemi"
 def main() -> int:
     TREE.mkdir(parents=True, exist_ok=True)
     links = {"kemi": ROOT / "kemi", "codegen": ROOT / "codegen", "runtime": ROOT / "runtime", "generated": ROOT / "generated",
-             "__init__.py": ROOT / "pykemi" / "__init__.py"}  # fmt: skip
+             **{f.name: f for f in (ROOT / "pykemi").glob("*.py")}}  # fmt: skip
     for name, target in links.items():
         link = TREE / name
         if link.is_symlink() or link.exists():
@@ -34,6 +34,12 @@ def main() -> int:
         "pykemi.codegen",
         "-p",
         "pykemi.runtime",
+        # the modules of the pykemi/ folder itself (the `kemi` command)
+        *[
+            a
+            for f in sorted((ROOT / "pykemi").glob("[!_]*.py"))
+            for a in ("-m", f"pykemi.{f.stem}")
+        ],
         *sys.argv[1:],
     ]
     env_path = str(TREE.parent)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pykemi.generator_cli import generate_module
 from pykemi.runtime import extensions
 from pykemi.runtime.dispatch import StartupError
 
@@ -198,7 +199,7 @@ def test_planted_extension_build_is_refused(
 ) -> None:
     monkeypatch.setenv("PYKEMI_CACHE_DIR", str(tmp_path / "cache"))
     info = _c_module(tmp_path)
-    ext = extensions.prepare(info)
+    ext = generate_module(info)  # `kemi generate`: the tree, and the .so compiled
     so = extensions.c_library_path(ext)
     for d in (so.parent, *so.parent.parents):
         if d == tmp_path:

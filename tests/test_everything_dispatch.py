@@ -3,7 +3,7 @@
 ``tests/everything/make_everything.py`` generates a module with one export per
 (parameter list, return kind): 127 x 4 = 508 exports plus helpers, implemented
 in C by functions that serialise exactly what they received. It is compiled
-once per session with ``cbuild.build_c_module`` (into a temporary directory),
+once per session with ``cbuild.compile_module`` (into a temporary directory),
 registered after ``core`` in a ``Registry``, and called
 
 * from Python: through the slot invokers (``Registry.view("str")``) and through
@@ -101,36 +101,18 @@ class _Ext:
         self.lib = _HostInitLib(module)
 
 
-_TABLE_DECLS = """#include "kemi.h"
-typedef struct kemi_module_table { const char *module; sr_kemi_t *exports; } kemi_module_table_t;
-extern kemi_module_table_t kemi_module_tables[];
-extern const char kemi_spec_hash[];
-void kemi_module_init(const ksr_host_api_t *host);
-"""
-
-
-def _build_fixed(name: str, spec: Any, sources: Sequence[Path], out_dir: Path) -> ModuleType:
-    """cbuild.build_c_module with the declarations the cdef needs in set_source."""
-    from cffi import FFI
-
+def _build(name: str, spec: Any, sources: Sequence[Path], out_dir: Path) -> ModuleType:
+    """The module's sr_kemi_t table rendered by codegen (as `kemi generate` does), compiled
+    with its C sources by runtime/cbuild.py, the one C module builder."""
     from pykemi.codegen.render import environment
     from pykemi.codegen.targets.c import emit_exports
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     exports_c = out_dir / f"{name}_kemi_exports.c"
     exports_c.write_text(emit_exports(spec, environment(), exports_c.name), encoding="utf-8")
-    ffi = FFI()
-    ffi.cdef(cbuild._cdef_text())
-    ffi.set_source(
-        name,
-        _TABLE_DECLS,
-        sources=[str(exports_c), *(str(s) for s in sources)],
-        include_dirs=[str(cbuild.GEN_C)],
-        extra_compile_args=["-O0"],
-    )
-    lib_path = ffi.compile(tmpdir=str(out_dir), verbose=False)
-    module: ModuleType = cbuild._import(name, Path(lib_path))
-    return module
+    lib_path = out_dir / cbuild.library_name(name)
+    cbuild.compile_module(name, [exports_c, *sources], lib_path, flags=("-O0",))
+    return cbuild.load_module(name, lib_path)
 
 
 class _ShortRepr:
@@ -150,7 +132,6 @@ class Built(_ShortRepr):
     spec: Any  # pykemi.codegen Spec of everything.yaml
     spec_file: Path
     out_dir: Path
-    cbuild_error: str | None  # why cbuild.build_c_module failed (then _build_fixed was used)
     c_lib: Any = None  # what Registry.c_libs gets: the module, or _Ext(module) if needed
     host_init_error: str | None = None  # why the module itself could not be registered
 
@@ -196,16 +177,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     _ensure_dispatch_extension()
     out = tmp_path_factory.mktemp("everything")
     spec_file, c_file = mk.write(out)
-    spec, api = cbuild.api_of([spec_file])
-    error: str | None = None
-    try:
-        module, api = cbuild.build_c_module(
-            EXT_NAME, [spec_file], [c_file], out / "build", extra_compile_args=("-O0",)
-        )
-    except Exception as exc:  # noqa: BLE001 - reported by test_cbuild_builds_the_module
-        error = f"{type(exc).__name__}: {exc}"
-        module = _build_fixed(EXT_NAME, spec, [c_file], out / "build-fixed")
-    built = Built(module, api, spec, spec_file, out, error, c_lib=module)
+    from pykemi.codegen.spec import load_spec
+
+    spec = load_spec([spec_file])
+    api = Api({"spec_hash": spec.hash, **spec.to_dict()})
+    module = _build(EXT_NAME, spec, [c_file], out / "build")
+    built = Built(module, api, spec, spec_file, out, c_lib=module)
     probe = make_registry(built)
     probe.load_module("core")
     try:
@@ -438,12 +415,8 @@ def test_module_shape(ev: Everything) -> None:
 
 
 def test_cbuild_builds_the_module(built: Built) -> None:
-    if built.cbuild_error is not None:
-        pytest.xfail(
-            "runtime/cbuild.py build_c_module: set_source() lacks the declarations of "
-            "kemi_module_table_t, kemi_module_tables, kemi_spec_hash and kemi_module_init "
-            f"that its cdef names ({built.cbuild_error.splitlines()[0][:200]})"
-        )
+    assert Path(built.module.__file__).parent == built.out_dir / "build"
+    assert built.module.ffi.string(built.module.lib.kemi_spec_hash).decode() == built.spec.hash
 
 
 def test_registry_takes_the_extension_as_built(built: Built) -> None:

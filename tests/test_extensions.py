@@ -1,7 +1,8 @@
 """Out-of-tree modules: the example packages installed in a fresh virtual environment,
 generated with ``kemi generate``, and called from every engine's routing script on real
-SIP requests (``kemi run`` + one UDP OPTIONS); plus in-process checks of the loading
-rules (invalid spec, modparams, api_list, generated/ untouched).
+SIP requests (``kemi run`` + one UDP OPTIONS); plus in-process checks of the rules
+(invalid spec reported by ``kemi generate``, a module not generated or stale refused at
+start-up, modparams, api_list, generated/ untouched).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from pykemi.cli import main as kemi
 from pykemi.runtime import extensions, launch
 from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.log import LOG
@@ -77,7 +79,7 @@ def make_venv(base: Path) -> Venv:
         "".join(f"import site; site.addsitedir({p!r})\n" for p in parents)
     )
     kemi = root / "bin" / "kemi"
-    kemi.write_text(f'#!/bin/sh\nexec "{python}" -m pykemi.runtime.cli "$@"\n')
+    kemi.write_text(f'#!/bin/sh\nexec "{python}" -m pykemi.cli "$@"\n')
     kemi.chmod(0o755)
     # pip of this venv (it has none of its own: --without-pip)
     pip = root / "bin" / "pip"
@@ -115,10 +117,15 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     return v
 
 
+@pytest.fixture(scope="module")
+def generated(venv: Venv) -> Venv:
+    """The example modules generated (`kemi generate`): what a router can load."""
+    venv.run("-m", "pykemi.cli", "generate", "--extension", "hello", "--extension", "hello_c")
+    return venv
+
+
 def test_generate_writes_extension_trees(venv: Venv) -> None:
-    out = venv.run(
-        "-m", "pykemi.runtime.cli", "generate", "--extension", "hello", "--extension", "hello_c"
-    )
+    out = venv.run("-m", "pykemi.cli", "generate", "--extension", "hello", "--extension", "hello_c")
     trees = {}
     for line in out.splitlines():
         if line.startswith("extension "):
@@ -148,7 +155,7 @@ def test_generate_writes_extension_trees(venv: Venv) -> None:
     assert not (GENERATED / "lua" / "hello.lua").exists()
     assert '"hello"' not in (GENERATED / "api.json").read_text()
     # a second run finds the current tree; --check agrees
-    venv.run("-m", "pykemi.runtime.cli", "generate", "--check", "--extension", "hello")
+    venv.run("-m", "pykemi.cli", "generate", "--check", "--extension", "hello")
 
 
 # -- each engine, a real router, one UDP OPTIONS ----------------------------------------------
@@ -280,7 +287,9 @@ def send_options(port: int) -> str:
 
 
 @pytest.mark.parametrize("engine", list(SCRIPTS))
-def test_extension_functions_from_every_engine(venv: Venv, tmp_path: Path, engine: str) -> None:
+def test_extension_functions_from_every_engine(
+    generated: Venv, tmp_path: Path, engine: str
+) -> None:
     reason = _engine_skip_reason(engine)
     if reason:
         pytest.skip(reason)
@@ -306,7 +315,7 @@ def test_extension_functions_from_every_engine(venv: Venv, tmp_path: Path, engin
         encoding="utf-8",
     )
     port = free_udp_port()
-    with kemi_run(venv, cfg, port) as log:
+    with kemi_run(generated, cfg, port) as log:
         status = send_options(port)
         assert status == f"SIP/2.0 200 {EXPECTED}", log.read_text(errors="replace")
 
@@ -364,9 +373,23 @@ def _fake_package(
     return pkg
 
 
+def generate(module: str) -> None:
+    """``kemi generate --extension MODULE``, in this process (the fake entry point)."""
+    assert kemi(["generate", "--quiet", "--extension", module]) == 0
+
+
+def generate_fails(module: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """``kemi generate --extension MODULE`` exits 2; what it printed on stderr."""
+    capsys.readouterr()
+    assert kemi(["generate", "--quiet", "--extension", module]) == 2
+    return capsys.readouterr().err
+
+
 @pytest.fixture
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    yield _fake_package(tmp_path, monkeypatch, "demo", {"__init__.py": IMPL, "demo.yaml": SPEC})
+    pkg = _fake_package(tmp_path, monkeypatch, "demo", {"__init__.py": IMPL, "demo.yaml": SPEC})
+    generate("demo")
+    yield pkg
     sys.modules.pop("pykemi_demo_t", None)
 
 
@@ -420,24 +443,47 @@ def test_bad_modparam_type_fails(demo: Path, tmp_path: Path) -> None:
         _router(tmp_path, "", 'modparam("demo", "level", "abc")')
 
 
-def test_invalid_spec_is_reported_with_file_and_line(demo: Path, tmp_path: Path) -> None:
+def test_invalid_spec_is_reported_by_generate_with_file_and_line(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (demo / "demo.yaml").write_text(SPEC.replace("ret: xval", "ret: text"))
-    with pytest.raises(StartupError) as err:
-        _router(tmp_path, "")
-    text = str(err.value)
-    assert "module 'demo'" in text and "invalid spec" in text
+    text = generate_fails("demo", capsys)
+    assert "kemi generate: module 'demo'" in text and "invalid spec" in text, text
     assert f"{demo / 'demo.yaml'}:13: exports[1].ret: unknown value 'text'" in text, text
 
 
-def test_spec_clashing_with_builtin_exports(demo: Path, tmp_path: Path) -> None:
+def test_spec_clashing_with_builtin_exports(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (demo / "demo.yaml").write_text(
         SPEC.replace("module: demo\n", "module: demo\nsubmodule: sl\n").replace(
             "name: twice", "name: send_reply"
         )
     )
+    text = generate_fails("demo", capsys)
+    assert "KSR.sl.send_reply is already exported by built-in module 'sl'" in text, text
+
+
+def test_module_not_generated_is_refused_naming_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_package(tmp_path, monkeypatch, "demo", {"__init__.py": IMPL, "demo.yaml": SPEC})
     with pytest.raises(StartupError) as err:
         _router(tmp_path, "")
-    assert "KSR.sl.send_reply is already exported by built-in module 'sl'" in str(err.value)
+    assert "module 'demo' (pykemi_demo_t:module_info): its bindings were not generated; " \
+        "run `kemi generate --extension demo`" in str(err.value)  # fmt: skip
+
+
+def test_spec_changed_after_generate_is_refused_as_stale(demo: Path, tmp_path: Path) -> None:
+    """The router compares the spec files with the ones recorded in the tree's api.json."""
+    (demo / "demo.yaml").write_text(SPEC.replace("default: 7", "default: 8"))
+    with pytest.raises(StartupError) as err:
+        _router(tmp_path, "")
+    assert "module 'demo' (pykemi_demo_t:module_info): its generated bindings are stale" in str(
+        err.value
+    )
+    assert "run `kemi generate --extension demo`" in str(err.value)
+    generate("demo")
+    extensions.LOADED.clear()
+    assert _reason(_router(tmp_path, "KSR.sl.send_reply(200, KSR.demo.label())")) == "x:8"
 
 
 def test_unknown_module_still_warns(demo: Path, tmp_path: Path) -> None:
@@ -491,6 +537,7 @@ def test_host_api_exception_is_logged_and_returns_minus_one(
     error; 0 would mean "stop the script"), the error is logged, nothing is printed raw."""
     files = {"__init__.py": C_IMPL, "democ.yaml": C_SPEC, "democ.c": C_SOURCE}
     _fake_package(tmp_path, monkeypatch, "democ", files)
+    generate("democ")
     buf = io.StringIO()
     monkeypatch.setattr(LOG, "stream", buf)
     unhandled: list[object] = []  # where cffi reports an exception no onerror handled

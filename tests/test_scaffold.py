@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pykemi.runtime.cli import main
+from pykemi.cli import main
 
 from .test_extensions import make_venv
 

@@ -1,4 +1,8 @@
-"""KSR.hello_c from Lua on a real SIP OPTIONS (needs the package installed: pip install -e .)."""
+"""KSR.hello_c from Lua on a real SIP OPTIONS.
+
+Needs the package installed and generated: ``pip install -e .`` then
+``kemi generate --extension hello_c``.
+"""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Writes ``PATH/pykemi-NAME/``: a pyproject.toml declaring the ``pykemi.modules``
 entry point, the spec, an implementation with one example function (Python, or
-C compiled by pykemi on first load), a test that routes a real SIP message
-through an in-process router, and a README. Templates: runtime/scaffold_templates/.
+C compiled by pykemi), a test that routes a real SIP message through an
+in-process router, and a README. Templates: codegen/scaffold_templates/.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ import sys
 from pathlib import Path
 
 import jinja2
+
+from .errors import SpecError
+from .extension import builtins
+from .names import RESERVED
+from .validate import RESERVED_SUBMODULES
 
 TEMPLATES = Path(__file__).resolve().parent / "scaffold_templates"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -41,9 +46,6 @@ def check_name(name: str) -> None:
             f"invalid module name {name!r}: use lower-case letters, digits and '_', "
             "starting with a letter"
         )
-    from pykemi.codegen.names import RESERVED
-    from pykemi.codegen.validate import RESERVED_SUBMODULES
-
     if keyword.iskeyword(name) or name in RESERVED_SUBMODULES:
         raise ScaffoldError(f"invalid module name {name!r}: it is a reserved word")
     clashes = sorted(lang for lang, words in RESERVED.items() if name in words)
@@ -51,17 +53,13 @@ def check_name(name: str) -> None:
         raise ScaffoldError(
             f"invalid module name {name!r}: reserved in {', '.join(clashes)}; choose another"
         )
-    from .dispatch import Api, StartupError
-
     try:
-        api = Api.load()
-    except StartupError:
-        return  # no generated/ to compare with: the router will check at load time
-    if name in api.modules:
+        known = builtins()
+    except SpecError:
+        return  # no generated/ to compare with: `kemi generate --extension` checks again
+    if name in known.modules:
         raise ScaffoldError(f"'{name}' is a built-in pykemi module; choose another name")
-    core = {e.name for m in api.modules.values() for e in m.exports if not e.submodule}
-    subs = {e.submodule for m in api.modules.values() for e in m.exports}
-    if name in core or name in subs:
+    if name in known.core_functions or name in known.submodules:
         raise ScaffoldError(f"KSR.{name} already exists in pykemi; choose another name")
 
 
