@@ -1,0 +1,81 @@
+"""Module parameters: the spec's defaults (api.json) overridden by the cfg's ``modparam`` lines.
+
+The defaults (and which parameters may be repeated, ``multi``) are written once, in
+``spec/<module>.yaml``; the runtime reads them from the KEMI model of generated/api.json
+(built-in modules) or of an out-of-tree module's own api.json (pass the Router's ``Api``,
+which holds both). Modules read their values through ``modules.params``; nothing else types
+a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from ..dispatch import Api
+from .model import Config
+
+if TYPE_CHECKING:
+    from ...kemi.model import Module
+    from ..core.context import ProcessState
+
+# where a Router keeps a module's values: proc.extra[PROC_KEY + module]
+PROC_KEY = "modparams."
+
+
+@cache
+def _builtin_api() -> Api:
+    return Api.load()
+
+
+def _module(module: str, api: Api | None) -> Module:
+    info = (api or _builtin_api()).modules.get(module)
+    if info is None:
+        raise KeyError(f"module '{module}' has no spec (it is not in api.json)")
+    return info
+
+
+@cache
+def _builtin_defaults(module: str) -> Mapping[str, int | str | None]:
+    return _module(module, None).defaults()
+
+
+def spec_defaults(module: str, api: Api | None = None) -> dict[str, int | str | None]:
+    """A new dict of ``module``'s modparam defaults as its spec declares them (None: an
+    out-of-tree spec gave none). ``api``: the model holding the module; by default the
+    built-in generated/api.json."""
+    return _module(module, api).defaults()
+
+
+def collect(cfg: Config, module: str, api: Api | None = None) -> dict[str, Any]:
+    """The spec defaults overridden by the cfg's modparams of ``module`` (in file order, module
+    names as regular expressions: ``Config.modparams_for``).
+
+    Parameters the spec marks ``multi`` may be repeated and become lists; int parameters
+    given as strings are converted (the Router has already rejected non-integers).
+    """
+    declared = {p.name: p for p in _module(module, api).params}
+    values: dict[str, Any] = {p.name: [] if p.multi else p.default for p in declared.values()}
+    for mp in cfg.modparams_for(module):
+        p = declared.get(mp.name)
+        if p is None:
+            continue
+        value = mp.value
+        if p.type == "int" and not isinstance(value, int):
+            try:
+                value = int(str(value), 0)
+            except ValueError:
+                continue  # the router reports the bad type
+        if p.multi:
+            values[mp.name].append(value)
+        else:
+            values[mp.name] = value
+    return values
+
+
+def values(proc: ProcessState, module: str) -> Mapping[str, Any]:
+    """The module's parameters as the Router loaded them, else (no Router: unit use) the
+    built-in spec defaults. Read only."""
+    loaded: Mapping[str, Any] | None = proc.extra.get(PROC_KEY + module)
+    return _builtin_defaults(module) if loaded is None else loaded
