@@ -308,7 +308,7 @@ def compile_c(ext: Extension) -> Path:
     lib_path = c_library_path(ext)
     if lib_path.exists():
         return lib_path
-    includes = [*{s.parent for s in info.c_sources}, *info.include_dirs]
+    includes = [*dict.fromkeys(s.parent for s in info.c_sources), *info.include_dirs]
     try:
         cbuild.compile_module(_stem(lib_path), _c_sources(ext), lib_path, include_dirs=includes)
     except cbuild.BuildError as exc:
