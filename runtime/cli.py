@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from . import cmdline
+from .config import ConfigError, load_config
+from .config.model import DEFAULT_LISTEN
+from .control import UntrustedServerError, call, default_socket_path, socket_path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -46,10 +49,6 @@ def _rpc_param(text: str) -> object:
 def _rpc_socket(args: argparse.Namespace) -> str:
     """``-s``, else the socket of the router ``-c CFG`` (with ``-A``) describes, else the
     default socket of a router without listen=."""
-    from .config import ConfigError, load_config
-    from .config.model import DEFAULT_LISTEN
-    from .control import default_socket_path, socket_path
-
     if args.socket is not None:
         return str(args.socket)
     if args.config is None:
@@ -66,8 +65,6 @@ def _rpc_socket(args: argparse.Namespace) -> str:
 
 
 def cmd_rpc(args: argparse.Namespace) -> int:
-    from .control import UntrustedServerError, call
-
     try:
         path = _rpc_socket(args)
     except OSError as exc:
