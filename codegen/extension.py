@@ -3,8 +3,8 @@ the built-in modules, and render its bindings with the same emitters as generate
 
 The router never runs this: ``kemi generate`` (pykemi/cli.py) writes the rendered tree into
 the module's cache (``pykemi.runtime.extensions.store``), and the router only loads it.
-The built-in modules are read from generated/api.json (the model's dump, present in every
-install) rather than from spec/, which a wheel does not ship.
+The built-in modules are read back from generated/api.json (pykemi.kemi's model, present in
+every install) rather than from spec/, which a wheel does not ship.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, SpecErrors
+from ..kemi.errors import SpecError, SpecErrors
+from ..kemi.model import Spec
 from .generate import ROOT, render_all
-from .models import Spec
 from .render import environment
 from .spec import load_spec
 from .targets import TARGETS
@@ -56,19 +56,14 @@ class Builtins:
 def builtins(api_json: Path = BUILTIN_API) -> Builtins:
     """The built-in modules of this pykemi, from its generated/api.json."""
     try:
-        doc = json.loads(api_json.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        spec, _ = Spec.load(api_json)
+    except (OSError, ValueError) as exc:  # ApiDocumentError is a ValueError
         raise SpecError(str(api_json), 1, "", f"cannot read the built-in API: {exc}") from exc
-    exports: dict[str, str] = {}
-    for m in doc["modules"]:
-        for e in m["exports"]:
-            qualname = f"{e['submodule']}.{e['name']}" if e["submodule"] else e["name"]
-            exports[qualname] = m["name"]
     return Builtins(
-        modules=frozenset(m["name"] for m in doc["modules"]),
-        exports=exports,
-        core_functions=frozenset(q for q in exports if "." not in q),
-        submodules=frozenset(q.partition(".")[0] for q in exports if "." in q),
+        modules=frozenset(m.name for m in spec.modules),
+        exports={e.qualname: e.module for e in spec.exports},
+        core_functions=frozenset(e.name for e in spec.exports if not e.submodule),
+        submodules=frozenset(e.submodule for e in spec.exports if e.submodule),
     )
 
 
