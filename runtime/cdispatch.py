@@ -3,6 +3,9 @@
 C exports live in sr_kemi_t tables (generated) inside cffi extensions; at
 startup their function pointers are stored in the C slot table, and each
 invoker calls the trampoline of its signature with the slot index.
+
+This module sits below ``dispatch`` (which imports it) and below the modules: what the
+host API needs from a module (the reply sender) is handed in by ``prepare``.
 """
 
 from __future__ import annotations
@@ -11,41 +14,50 @@ import functools
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ..kemi.contract import SR_KEMIP_BOOL, SR_KEMIP_INT, SR_KEMIP_LONG, SR_KEMIP_NULL, SR_KEMIP_STR
+from ..kemi.model import Export
 from .core.context import CURRENT
+from .core.errors import StartupError
 from .core.log import L_ERR, log
-from .dispatch import int_arg
+from .core.pv import get_pv, set_pv
+
+try:  # the cffi extension built at install (or by `kemi build`); missing: extension() says so
+    from . import _kemi_dispatch  # type: ignore[attr-defined]
+
+    _BUILD_ERROR: ImportError | None = None
+except ImportError as exc:
+    _kemi_dispatch = None
+    _BUILD_ERROR = exc
 
 if TYPE_CHECKING:
-    from .dispatch import ExportInfo, Invoker, Registry
+    from .core.context import MsgContext
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-SR_KEMIP_NONE = 0
-SR_KEMIP_INT = 1 << 0
-SR_KEMIP_STR = 1 << 1
-SR_KEMIP_BOOL = 1 << 2
-SR_KEMIP_XVAL = 1 << 3
-SR_KEMIP_NULL = 1 << 4
-SR_KEMIP_LONG = 1 << 7
+Invoker = Callable[..., Any]
+# how a C module's ksr_host->send_reply replies (sl's send_reply: through tm when the
+# request has a transaction); given by the router, which knows the modules
+ReplySender = Callable[["MsgContext", int, str], int]
 
 _ext: Any = None
+
+
+def int_arg(name: str) -> str:
+    """Expression passing an int parameter: Lua >= 5.3 and JS may hand over 2.0 for 2."""
+    return f"({name} if {name}.__class__ is int else int({name}))"
 
 
 def extension() -> Any:
     """The compiled dispatch extension (imported once; a clear error when missing or stale)."""
     global _ext
     if _ext is None:
-        from .dispatch import StartupError
-
-        try:
-            from . import _kemi_dispatch  # type: ignore[attr-defined]
-        except ImportError as exc:
+        if _kemi_dispatch is None:
             raise StartupError(
-                f"the C dispatch extension is not built ({exc}); run `pip install -e .` "
+                f"the C dispatch extension is not built ({_BUILD_ERROR}); run `pip install -e .` "
                 "or `kemi build`"
-            ) from exc
+            ) from _BUILD_ERROR
         _ext = _kemi_dispatch
         _install_host(_ext.ffi, _ext.lib)
     return _ext
@@ -59,6 +71,7 @@ def spec_hash_of(ffi: Any, lib: Any) -> str:
 
 _keep: list[Any] = []  # buffers handed to C stay alive for the current callback
 _modparams: dict[tuple[str, str], int] = {}
+_reply_sender: ReplySender | None = None
 
 
 def set_modparam_ints(values: dict[tuple[str, str], int]) -> None:
@@ -145,8 +158,6 @@ def _install_host(ffi: Any, lib: Any) -> None:
 
     @_host_extern(ffi)
     def _kemi_host_pv_get(msg: Any, name: Any, nlen: int, out: Any) -> int:
-        from .core.pv import get_pv
-
         ctx = CURRENT.ctx
         if ctx is None:
             return -2
@@ -167,8 +178,6 @@ def _install_host(ffi: Any, lib: Any) -> None:
 
     @_host_extern(ffi)
     def _kemi_host_pv_set(msg: Any, name: Any, nlen: int, val: Any) -> int:
-        from .core.pv import set_pv
-
         ctx = CURRENT.ctx
         if ctx is None:
             return -2
@@ -183,12 +192,13 @@ def _install_host(ffi: Any, lib: Any) -> None:
 
     @_host_extern(ffi)
     def _kemi_host_send_reply(msg: Any, code: int, reason: Any, rlen: int) -> int:
-        from .modules.sl import send_reply
-
         ctx = CURRENT.ctx
         if ctx is None:
             return -2
-        return int(send_reply(ctx, code, _name(reason, rlen)))
+        if _reply_sender is None:
+            log(L_ERR, "host API send_reply: no reply sender (the router gives sl's)", "cmod")
+            return -1
+        return int(_reply_sender(ctx, code, _name(reason, rlen)))
 
     @_host_extern(ffi)
     def _kemi_host_is_request(msg: Any) -> int:
@@ -214,7 +224,7 @@ def c_libraries(extra: Sequence[Any] = ()) -> list[Any]:
     return [extension(), *extra]
 
 
-def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
+def find_c_export(libs: Sequence[Any], e: Export) -> Any:
     """The address of ``e``'s C function, from the first extension whose sr_kemi_t tables have it."""
     builtin = extension()
     for ext in [builtin, *[x for x in libs if x is not builtin]]:
@@ -245,18 +255,33 @@ def find_c_export(libs: Sequence[Any], e: ExportInfo) -> Any:
     return None
 
 
-def prepare(registry: Registry) -> None:
-    """Size the C slot table and store the C exports' pointers at their slots."""
+class SlotTable(Protocol):
+    """What ``prepare`` reads of a slot table (``dispatch.Registry``, one layer up)."""
+
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def exports(self) -> Sequence[Export]: ...
+    @property
+    def impls(self) -> Sequence[Any]: ...  # Python callable, or the C function's address
+    @property
+    def send_reply(self) -> ReplySender | None: ...
+
+
+def prepare(table: SlotTable) -> None:
+    """Size the C slot table, store the C exports' pointers at their slots, and give the
+    host API the table's reply sender (the previous one is kept when it has none)."""
+    global _reply_sender
     ext = extension()
     lib = ext.lib
-    if lib.kemi_slots_capacity() != registry.capacity:
-        if lib.kemi_slots_init(registry.capacity) != 0:
-            from .dispatch import StartupError
-
-            raise StartupError(f"cannot allocate a slot table of {registry.capacity}")
-    for slot, (e, impl) in enumerate(zip(registry.exports, registry.impls, strict=True)):
+    if lib.kemi_slots_capacity() != table.capacity:
+        if lib.kemi_slots_init(table.capacity) != 0:
+            raise StartupError(f"cannot allocate a slot table of {table.capacity}")
+    for slot, (e, impl) in enumerate(zip(table.exports, table.impls, strict=True)):
         if e.impl_kind == "c":
             lib.kemi_slot_set(slot, ext.ffi.cast("void *", impl))
+    if table.send_reply is not None:
+        _reply_sender = table.send_reply
 
 
 _cmsg: Any = None
@@ -270,16 +295,15 @@ def _c_message() -> Any:
     return _cmsg
 
 
-def c_invoker(e: ExportInfo, slot: int, strings: str) -> Invoker:
+def c_invoker(e: Export, slot: int, strings: str) -> Invoker:
     """Call ``kemi_exec_<r>_<sig>(slot, msg, ...)``, converting arguments and the result."""
     ext = extension()
     ffi, lib = ext.ffi, ext.lib
-    rcode = "x" if e.ret == "xval" else "i"
-    fn = getattr(lib, f"kemi_exec_{rcode}_{e.sig}")
+    fn = getattr(lib, f"kemi_exec_{e.rcode}_{e.sig}")
     msg = _c_message()
     args = [f"a{i}" for i in range(len(e.params))]
     passed: list[str] = []
-    for a, t in zip(args, e.params, strict=True):
+    for a, t in zip(args, e.param_types, strict=True):
         if t == "str":
             if strings == "str":
                 passed.append(f"{a}.encode('utf-8', 'surrogateescape')")

@@ -10,110 +10,70 @@ script call is an index into a list, never a name lookup.
 from __future__ import annotations
 
 import importlib
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..kemi.contract import CORE_MODULE, DEFAULT_CAPACITY
+from ..kemi.errors import ApiDocumentError
+from ..kemi.model import Export, Module, Spec
+from . import cdispatch
+from .cdispatch import Invoker, ReplySender, int_arg
 from .core.context import CURRENT
+from .core.errors import KemiArgError, StartupError
 from .core.log import L_ERR, log
 
+__all__ = [
+    "CORE_MODULE",
+    "DEFAULT_CAPACITY",
+    "GENERATED",
+    "MISSING",
+    "Api",
+    "Export",
+    "Invoker",
+    "KemiArgError",
+    "Registry",
+    "StartupError",
+    "check_args",
+    "int_arg",
+    "param_map",
+    "python_invoker",
+]
+
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
-DEFAULT_CAPACITY = 1024
-CORE_MODULE = "core"
-
-Invoker = Callable[..., Any]
-
-
-class StartupError(Exception):
-    """The router cannot start: a clear message for the operator."""
-
-
-class KemiArgError(TypeError):
-    """Wrong arguments to a KSR function; the message names it and its signature."""
-
-
-@dataclass(frozen=True)
-class ExportInfo:
-    """One export as the runtime sees it (read from generated/api.json)."""
-
-    module: str
-    submodule: str
-    name: str
-    ret: str
-    params: tuple[str, ...]
-    param_names: tuple[str, ...]
-    impl_kind: str
-    impl: str
-    module_index: int
-    kamailio_name: str | None = None
-
-    @property
-    def qualname(self) -> str:
-        return f"{self.submodule}.{self.name}" if self.submodule else self.name
-
-    @property
-    def ksr_name(self) -> str:
-        return "KSR." + self.qualname
-
-    @property
-    def sig(self) -> str:
-        return "".join("s" if p == "str" else "i" for p in self.params) or "v"
-
-    @property
-    def signature(self) -> str:
-        args = ", ".join(f"{t} {n}" for t, n in zip(self.params, self.param_names, strict=True))
-        return f"{self.ksr_name}({args}) -> {self.ret}"
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    name: str
-    exports: tuple[ExportInfo, ...]
-    params: tuple[dict[str, Any], ...]
 
 
 class Api:
-    """The generated model (api.json): which modules and exports exist."""
+    """The loaded KEMI model (``pykemi.kemi``): modules by name and the spec hash it was
+    generated with. A view for lookups; the model itself describes every export."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
-        self.spec_hash: str = doc["spec_hash"]
-        self.modules: dict[str, ModuleInfo] = {}
-        for m in doc["modules"]:
-            exports = []
-            for i, e in enumerate(m["exports"]):
-                ((kind, target),) = e["impl"].items()
-                exports.append(
-                    ExportInfo(
-                        module=m["name"],
-                        submodule=e["submodule"],
-                        name=e["name"],
-                        ret=e["ret"],
-                        params=tuple(p["type"] for p in e["params"]),
-                        param_names=tuple(p["name"] for p in e["params"]),
-                        impl_kind=kind,
-                        impl=target,
-                        module_index=i,
-                        kamailio_name=e.get("kamailio_name"),
-                    )
-                )
-            self.modules[m["name"]] = ModuleInfo(m["name"], tuple(exports), tuple(m["params"]))
+    def __init__(self, source: Spec | Mapping[str, Any], spec_hash: str | None = None) -> None:
+        """``source``: the model, or api.json data (whose stamped ``spec_hash`` is kept)."""
+        if isinstance(source, Spec):
+            spec = source
+        else:
+            try:
+                spec = Spec.from_dict(source)
+            except ApiDocumentError as exc:
+                raise StartupError(f"api.json: {exc}") from exc
+            spec_hash = spec_hash or source.get("spec_hash")
+        self.spec = spec
+        self.spec_hash: str = spec_hash if spec_hash is not None else spec.hash
+        self.modules: dict[str, Module] = {m.name: m for m in spec.modules}
 
     @classmethod
     def load(cls, path: Path | None = None) -> Api:
         path = path or GENERATED / "api.json"
         try:
-            return cls(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError) as exc:
+            spec, spec_hash = Spec.load(path)
+        except (OSError, ValueError, ApiDocumentError) as exc:
             raise StartupError(f"cannot read {path}: {exc}; run `kemi generate`") from exc
+        return cls(spec, spec_hash)
 
     def merged(self, other: Api) -> Api:
         """This API plus another spec set's modules (out-of-tree modules)."""
-        out = Api.__new__(Api)
-        out.spec_hash = self.spec_hash
-        out.modules = {**self.modules, **other.modules}
-        return out
+        modules = {**self.modules, **other.modules}
+        return Api(Spec(modules=tuple(modules.values())), self.spec_hash)
 
 
 def _import_callable(path: str, where: str) -> Callable[..., Any]:
@@ -131,12 +91,15 @@ def _import_callable(path: str, where: str) -> Callable[..., Any]:
 class Registry:
     """Slot table of one process: the loaded exports in registration order."""
 
-    def __init__(self, api: Api, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self, api: Api, capacity: int = DEFAULT_CAPACITY, send_reply: ReplySender | None = None
+    ) -> None:
         if capacity <= 0:
             raise StartupError(f"slot capacity must be positive, got {capacity}")
         self.api = api
         self.capacity = capacity
-        self.exports: list[ExportInfo] = []
+        self.send_reply = send_reply  # for C modules' ksr_host->send_reply
+        self.exports: list[Export] = []
         self.impls: list[Any] = []  # Python callable, or the C function pointer
         self.bases: dict[str, int] = {}
         self.c_libs: list[Any] = []  # (ffi, lib) of C extensions providing exports
@@ -171,9 +134,7 @@ class Registry:
         self._views.clear()
         return base
 
-    def _c_function(self, e: ExportInfo, where: str) -> Any:
-        from . import cdispatch
-
+    def _c_function(self, e: Export, where: str) -> Any:
         ptr = cdispatch.find_c_export(self.c_libs, e)
         if ptr is None:
             raise StartupError(f"{where}: C symbol '{e.impl}' is not in any compiled extension")
@@ -197,8 +158,6 @@ class Registry:
         cached = self._views.get(strings)
         if cached is not None:
             return cached
-        from . import cdispatch
-
         out: list[Invoker] = []
         cdispatch.prepare(self)
         for e, impl in zip(self.exports, self.impls, strict=True):
@@ -226,7 +185,7 @@ class Registry:
                         "ret": e.ret,
                         "module": e.submodule,
                         "name": e.name,
-                        "params": param_map(e.params),
+                        "params": param_map(e.param_types),
                     }
                 }
             )
@@ -261,12 +220,7 @@ def _conv_ret(ret: str, strings: str, var: str) -> str:
     return var
 
 
-def int_arg(name: str) -> str:
-    """Expression passing an int parameter: Lua >= 5.3 and JS may hand over 2.0 for 2."""
-    return f"({name} if {name}.__class__ is int else int({name}))"
-
-
-def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Invoker:
+def python_invoker(e: Export, impl: Callable[..., Any], strings: str) -> Invoker:
     """A closure ``(args...) -> value`` that calls a Python implementation with the context."""
     key = (e.sig, e.ret, strings)
     factory = _FACTORY_CACHE.get(key)
@@ -278,7 +232,7 @@ def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Inv
                 if t == "str"
                 else int_arg(a)
             )
-            for a, t in zip(args, e.params, strict=True)
+            for a, t in zip(args, e.param_types, strict=True)
         ]
         body = ["def _kemi_factory(impl, cur):"]
         body.append(f"    def invoke({', '.join(args)}):")
@@ -301,10 +255,10 @@ def python_invoker(e: ExportInfo, impl: Callable[..., Any], strings: str) -> Inv
     return invoker
 
 
-def check_args(e: ExportInfo, args: Sequence[Any]) -> tuple[Any, ...]:
+def check_args(e: Export, args: Sequence[Any]) -> tuple[Any, ...]:
     """Slow path of every shim's type check: coerce what KEMI accepts or raise KemiArgError."""
     out: list[str | int] = []
-    for i, (want, name) in enumerate(zip(e.params, e.param_names, strict=True)):
+    for i, (want, name) in enumerate(zip(e.param_types, e.param_names, strict=True)):
         v = args[i] if i < len(args) else MISSING
         if v is MISSING:
             raise KemiArgError(

@@ -6,12 +6,18 @@ build the context, run the route callback, forward replies statelessly.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..kemi.contract import CORE_MODULE, DEFAULT_CAPACITY
+from ..kemi.model import ModParam as SpecParam
+from ..kemi.targets import ENGINE_TARGETS
+from .cdispatch import set_modparam_ints
 from .config.model import DEFAULT_LISTEN, Config, ModParam
+from .config.modparams import PROC_KEY, collect
 from .core.context import (
     CORE_ONREPLY_ROUTE,
     REQUEST_ROUTE,
@@ -23,20 +29,17 @@ from .core.context import (
 from .core.dns import DnsCache, DnsSettings
 from .core.log import L_DBG, L_ERR, L_WARN, LOG, Repeated, clip, error_kind, log
 from .core.stats import Stats
-from .dispatch import DEFAULT_CAPACITY, Api, Registry, StartupError
+from .dispatch import Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
+from .modules.sl import send_reply
 from .sip.message import SipMessage, SipParseError, parse_message
 from .sip.reply import relayed_reply_address
 
-# cfgengine identifier -> (engine module name as loaded by loadmodule, factory path)
+# cfgengine identifier -> (engine module names as loaded by loadmodule, factory path),
+# from each language's Target (pykemi.kemi.targets)
 ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
-    "lua": (("app_lua",), "pykemi.runtime.engines.lua:LuaEngine"),
-    "python": (("app_python", "app_python3", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
-    "python3": (("app_python3", "app_python", "app_python3s"), "pykemi.runtime.engines.python:PythonEngine"),
-    "ruby": (("app_ruby",), "pykemi.runtime.engines.ruby:RubyEngine"),
-    "jsdt": (("app_jsdt",), "pykemi.runtime.engines.js:JsEngine"),
-    "sqlang": (("app_sqlang",), "pykemi.runtime.engines.sqlang:SqlangEngine"),
-}  # fmt: skip
+    ident: (t.engines[ident], t.engine_factory) for ident, t in ENGINE_TARGETS.items()
+}
 PLANNED_ENGINES: dict[str, str] = {}
 
 # modules that cannot affect routing in pykemi: accepted with a warning
@@ -63,7 +66,6 @@ BUILT_IN = {
     "implemented yet",
 }
 ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED_ENGINES.values())
-CORE = "core"
 # modules whose state lives in one worker (transactions, dialogs)
 AFFINITY_MODULES = ("tm", "tmx", "dialog")
 _BAD_SIP = Repeated(L_WARN)  # "dropping bad SIP" lines, aggregated per kind of error
@@ -72,8 +74,6 @@ ROUTER_INIT_HOOKS: list[Callable[[Router], None]] = []
 
 
 def _import(path: str) -> Any:
-    import importlib
-
     mod, _, attr = path.partition(":")
     return getattr(importlib.import_module(mod), attr)
 
@@ -97,7 +97,7 @@ class Router:
         if isinstance(server_header, str) and server_header:
             self.proc.server_header = server_header
         capacity = cfg.get_int("kemi.slot_capacity", DEFAULT_CAPACITY)
-        self.registry = Registry(self.api, capacity)
+        self.registry = Registry(self.api, capacity, send_reply=send_reply)
         self.extensions: list[str] = []  # out-of-tree modules loaded, in loadmodule order
         self.modparams = self._modparams()
         self._load_modules()
@@ -133,7 +133,7 @@ class Router:
         return out
 
     def _load_modules(self) -> None:
-        self.registry.load_module(CORE)
+        self.registry.load_module(CORE_MODULE)
         for lm in self.cfg.modules:
             name = lm.name
             if name in self.api.modules:
@@ -156,21 +156,16 @@ class Router:
                     f"{lm.loc}: module '{name}' is not implemented in pykemi yet; "
                     "its KSR functions are not available"
                 )
-        from .cdispatch import set_modparam_ints
-
         ints: dict[tuple[str, str], int] = {}
-        for ext in self.extensions:  # spec defaults, so C modules see them too
-            values = self.proc.extra["modparams." + ext]
-            ints.update({(ext, k): v for k, v in values.items() if isinstance(v, int)})
-        for mp in self.cfg.modparams:
-            if isinstance(mp.value, int):
-                ints[(mp.module, mp.name)] = mp.value
+        for module in self.registry.bases:  # C modules read the spec defaults the cfg overrides
+            values = collect(self.cfg, module, api=self.api)
+            ints.update({(module, k): v for k, v in values.items() if isinstance(v, int)})
         set_modparam_ints(ints)
 
     def _check_modparams(self, module: str, strict: bool = False) -> None:
         """Types of the module's modparams; unknown names fail when the spec lists them all
         (it declares some, or the module is out-of-tree: its spec is its whole truth)."""
-        declared = {p["name"]: p for p in self.api.modules[module].params}
+        declared = {p.name: p for p in self.api.modules[module].params}
         for mp in self.cfg.modparams:
             if mp.module != module:
                 continue
@@ -197,9 +192,7 @@ class Router:
         if ext.c_library is not None and ext.c_library not in self.registry.c_libs:
             self.registry.c_libs.append(ext.c_library)
         self._check_modparams(name, strict=True)
-        values = extensions.defaults(self.api, name)
-        values.update({mp.name: mp.value for mp in self.cfg.modparams if mp.module == name})
-        self.proc.extra["modparams." + name] = values
+        self.proc.extra[PROC_KEY + name] = collect(self.cfg, name, api=self.api)
         self.registry.load_module(name)
         self.extensions.append(name)
         return True
@@ -312,13 +305,13 @@ class Router:
         return any(host == a and (p == 0 or port in (None, p)) for a, p in self.proc.aliases)
 
 
-def _check_type(mp: ModParam, spec: dict[str, Any]) -> None:
-    if spec["type"] == "int" and not isinstance(mp.value, int):
+def _check_type(mp: ModParam, spec: SpecParam) -> None:
+    if spec.type == "int" and not isinstance(mp.value, int):
         try:
             mp.value = int(str(mp.value), 0)
         except ValueError:
             raise StartupError(
                 f"{mp.loc}: modparam {mp.module}.{mp.name} expects an integer, got {mp.value!r}"
             ) from None
-    elif spec["type"] == "str" and not isinstance(mp.value, str):
+    elif spec.type == "str" and not isinstance(mp.value, str):
         mp.value = str(mp.value)

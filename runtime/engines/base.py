@@ -98,10 +98,10 @@ def modf(registry: Registry, view: list[Invoker], fname: str, params: Sequence[A
             continue
         try:
             args: list[int | str | bytes] = [
-                int(v) if t == "int" else v for v, t in zip(text, e.params, strict=True)
+                int(v) if t == "int" else v for v, t in zip(text, e.param_types, strict=True)
             ]
         except ValueError:
-            log(L_ERR, f"modf: '{fname}' expects ({', '.join(e.params)})", "kemi")
+            log(L_ERR, f"modf: '{fname}' expects ({', '.join(e.param_types)})", "kemi")
             return -1
         inv = view[slot]
         if view is registry.view("bytes"):

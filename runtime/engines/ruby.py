@@ -21,8 +21,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from ...kemi.model import Export
+from ...kemi.targets import TARGETS
 from ..core.context import CURRENT, MsgContext
-from ..dispatch import ExportInfo, KemiArgError
+from ..dispatch import KemiArgError
 from ..extensions import shim_path
 from . import ruby_build
 from .base import GLUE_DIR, Engine, ScriptError, log_exit, log_script_error, modf
@@ -72,13 +74,13 @@ def pk_py_call{n}(slot{params}):
 """
 
 
-def ruby_name(e: ExportInfo) -> str:
+def ruby_name(e: Export) -> str:
     """The function as a Ruby script calls it: KSR.info, KSR::SL.send_reply."""
-    return f"KSR::{e.submodule.upper()}.{e.name}" if e.submodule else f"KSR.{e.name}"
+    return f"{TARGETS['ruby'].ksr_submodule(e.submodule)}.{e.name}"
 
 
-def ruby_signature(e: ExportInfo) -> str:
-    args = ", ".join(f"{t} {n}" for t, n in zip(e.params, e.param_names, strict=True))
+def ruby_signature(e: Export) -> str:
+    args = ", ".join(f"{p.type} {p.name}" for p in e.params)
     return f"{ruby_name(e)}({args})"
 
 
@@ -242,9 +244,9 @@ def _bind_callbacks(ffi: Any, lib: Any) -> None:
             return _MODF_ERROR
 
 
-def _coerce(e: ExportInfo, i: int, a: Any, ffi: Any) -> Any:
+def _coerce(e: Export, i: int, a: Any, ffi: Any) -> Any:
     """One argument to the export's parameter type, or KemiArgError (Ruby TypeError)."""
-    want, kind = e.params[i], a.kind
+    want, kind = e.params[i].type, a.kind
     if want == "str":
         if kind == K_STR:  # passed through unchanged: (pointer, length)
             return (a.s, a.i)
