@@ -78,3 +78,31 @@ def test_every_target_spells_every_type(lang: str) -> None:
 def test_engine_identifiers_are_unique_across_targets() -> None:
     idents = [ident for t in TARGETS.values() for ident in t.engines]
     assert len(idents) == len(set(idents))
+
+
+def test_router_and_config_take_their_engines_from_the_targets() -> None:
+    """cfgengine identifiers accepted by the config parser and run by the router are exactly
+    the Targets' engines, and each names a loadable Engine class."""
+    from pykemi.runtime.config.model import KEMI_ENGINES
+    from pykemi.runtime.engines.base import Engine
+    from pykemi.runtime.router import ENGINES, _import
+
+    idents = {ident for t in TARGETS.values() for ident in t.engines}
+    assert set(KEMI_ENGINES) == idents == set(ENGINES)
+    for t in TARGETS.values():
+        assert issubclass(_import(t.engine_factory), Engine), t.engine_factory
+
+
+@pytest.mark.parametrize("lang", sorted(TARGETS))
+def test_every_target_has_a_generated_shim_per_module(lang: str) -> None:
+    """The descriptor's shim folder and suffix are where generated/ has each module's shim
+    (Python's are per KSR sub-module: the package's __init__ holds core)."""
+    t = TARGETS[lang]
+    spec, _ = Spec.load(API_JSON)
+    folder = ROOT / "generated" / t.shim_dir
+    if lang == "python":
+        subs = {t.escape(e.submodule) for e in spec.exports if e.submodule}
+        expected = {"__init__", *subs}
+    else:
+        expected = {m.name for m in spec.modules}
+    assert expected <= {p.stem for p in folder.glob("*" + t.suffix)}

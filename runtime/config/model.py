@@ -6,13 +6,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from ...kemi.targets import ENGINE_TARGETS
 from .globals import BOOL_WORDS, KNOWN_GLOBALS, canonical_name
 
 GlobalScalar: TypeAlias = str | int | bool
 GlobalValue: TypeAlias = GlobalScalar | list[GlobalScalar]
 
-# Engines pykemi can run; "native" (Kamailio's own route language) is refused.
-KEMI_ENGINES: tuple[str, ...] = ("jsdt", "lua", "python", "python3", "ruby", "sqlang")
+# Engines pykemi can run (each language's Target lists its cfgengine identifiers);
+# "native" (Kamailio's own route language) is refused.
+KEMI_ENGINES: tuple[str, ...] = tuple(sorted(ENGINE_TARGETS))
 
 # A modparam module name with one of these is a regex matched against module names.
 _REGEX_CHARS = re.compile(r"[|*+?()\[\]{}^$\\.]")
