@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: 5683e2970e9ec92a
+ * Spec hash: 4349e68500aa4888
  */
 #include <stdlib.h>
 #include "kemi.h"

@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash 5683e2970e9ec92a. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash 4349e68500aa4888. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -4363,7 +4363,7 @@ declare namespace KSR {
          * Script function run per branch before sending (BRANCH_ROUTE).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param callback 
+         * @param callback Name of the script function ('' clears it)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_on_branch(callback: string): number;
@@ -4372,7 +4372,7 @@ declare namespace KSR {
          * Script function run when the transaction completes with a negative final reply (FAILURE_ROUTE).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param callback 
+         * @param callback Name of the script function ('' clears it)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_on_failure(callback: string): number;
@@ -4381,7 +4381,7 @@ declare namespace KSR {
          * Script function run for every negative final reply of a branch (BRANCH_FAILURE_ROUTE).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param callback 
+         * @param callback Name of the script function ('' clears it)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_on_branch_failure(callback: string): number;
@@ -4390,7 +4390,7 @@ declare namespace KSR {
          * Script function run for every reply matched to the transaction (TM_ONREPLY_ROUTE).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param callback 
+         * @param callback Name of the script function ('' clears it)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_on_reply(callback: string): number;
@@ -4399,8 +4399,8 @@ declare namespace KSR {
          * Send a stateful reply (the transaction must exist). 1 or -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param code 
-         * @param reason 
+         * @param code Reply status code (100..699)
+         * @param reason Reason phrase
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_reply(code: number, reason: string): number;
@@ -4409,8 +4409,8 @@ declare namespace KSR {
          * Create the transaction if needed and send a stateful reply. 1 or -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param code 
-         * @param reason 
+         * @param code Reply status code (100..699)
+         * @param reason Reason phrase
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_send_reply(code: number, reason: string): number;
@@ -4451,7 +4451,7 @@ declare namespace KSR {
          * Send a stateful copy of the request to uri; its replies are absorbed. 1 or negative.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param uri 
+         * @param uri SIP URI the copy is sent to
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_replicate(uri: string): number;
@@ -4460,7 +4460,7 @@ declare namespace KSR {
          * Is a callback set: target branch_route | failure_route | onreply_route | branch_failure_route. 1 or -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param target 
+         * @param target branch_route, failure_route, onreply_route or branch_failure_route
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_is_set(target: string): number;
@@ -4485,7 +4485,7 @@ declare namespace KSR {
          * Like t_lookup_cancel; flags=1 copies the INVITE's message flags.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param flags 
+         * @param flags 1: copy the INVITE's message flags
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_lookup_cancel_flags(flags: number): number;
@@ -4502,7 +4502,7 @@ declare namespace KSR {
          * Set the INVITE final response timeout (ms) after a provisional reply for this transaction.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param fr_inv 
+         * @param fr_inv Timeout in ms (0 = unchanged)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_fr_inv(fr_inv: number): number;
@@ -4511,8 +4511,8 @@ declare namespace KSR {
          * Set fr_inv_timer and fr_timer (ms, 0 = unchanged) for this transaction.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param fr_inv 
-         * @param fr 
+         * @param fr_inv INVITE timeout after a provisional reply, ms (0 = unchanged)
+         * @param fr Final response timeout, ms (0 = unchanged)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_fr(fr_inv: number, fr: number): number;
@@ -4529,8 +4529,8 @@ declare namespace KSR {
          * Set the maximum transaction lifetime (ms, 0 = unchanged).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param inv 
-         * @param noninv 
+         * @param inv INVITE transactions, ms (0 = unchanged)
+         * @param noninv Non-INVITE transactions, ms (0 = unchanged)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_max_lifetime(inv: number, noninv: number): number;
@@ -4547,8 +4547,8 @@ declare namespace KSR {
          * Set the retransmission intervals T1/T2 (ms, 0 = unchanged).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param t1 
-         * @param t2 
+         * @param t1 T1, ms (0 = unchanged)
+         * @param t2 T2, ms (0 = unchanged)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_retr(t1: number, t2: number): number;
@@ -4565,12 +4565,12 @@ declare namespace KSR {
          * Send a new request statefully as UAC (replies absorbed). 1 or -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param method 
-         * @param ruri 
-         * @param nexthop 
-         * @param ssock 
-         * @param hdrs 
-         * @param body 
+         * @param method Request method
+         * @param ruri Request URI
+         * @param nexthop Next hop URI ('' = the R-URI)
+         * @param ssock Send socket proto:ip:port ('' = any)
+         * @param hdrs Extra headers, each ending with CRLF
+         * @param body Message body ('' = none)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_uac_send(method: string, ruri: string, nexthop: string, ssock: string, hdrs: string, body: string): number;
@@ -4587,7 +4587,7 @@ declare namespace KSR {
          * t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param mode 
+         * @param mode Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function ki_t_load_contacts_mode(mode: number): number;
@@ -4620,7 +4620,7 @@ declare namespace KSR {
          * In failure route: drop replies: a = all, l = last leg, n = none.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param mode 
+         * @param mode a = all, l = last leg, n = none
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_drop_replies(mode: string): number;
@@ -4653,7 +4653,7 @@ declare namespace KSR {
          * Does the relevant reply code (last sent in request route, received in onreply, winning in failure route) match the regex? 1 or -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param regex 
+         * @param regex Regular expression matched against the status code
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_check_status(regex: string): number;
@@ -4662,7 +4662,7 @@ declare namespace KSR {
          * 1 if a branch got (or generated) this final code, else -1.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param code 
+         * @param code Final status code to look for
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_grep_status(code: number): number;
@@ -4711,7 +4711,7 @@ declare namespace KSR {
          * Per transaction: send 100 Trying to INVITE automatically (1) or not (0).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param state 
+         * @param state 1 send it, 0 do not
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_auto_inv_100(state: number): number;
@@ -4720,7 +4720,7 @@ declare namespace KSR {
          * Per transaction: treat 6xx like other replies (1).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param state 
+         * @param state 1 on, 0 off
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_disable_6xx(state: number): number;
@@ -4729,7 +4729,7 @@ declare namespace KSR {
          * Per transaction: disable DNS failover (accepted; no DNS failover in pykemi).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param state 
+         * @param state 1 on, 0 off
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_disable_failover(state: number): number;
@@ -4738,7 +4738,7 @@ declare namespace KSR {
          * Per transaction: do not copy the Reason header of a received CANCEL.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param state 
+         * @param state 1 on, 0 off
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_no_e2e_cancel_reason(state: number): number;
@@ -4747,7 +4747,7 @@ declare namespace KSR {
          * Per transaction: do not send an internal error reply when relaying fails.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param state 
+         * @param state 1 on, 0 off
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_set_disable_internal_reply(state: number): number;
@@ -4756,7 +4756,7 @@ declare namespace KSR {
          * Relay to proxy given as [proto:]host[:port].
          *
          * Module: tm (loadmodule "tm.so").
-         * @param proxy 
+         * @param proxy Destination [proto:]host[:port]
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_relay_to_proxy(proxy: string): number;
@@ -4765,7 +4765,7 @@ declare namespace KSR {
          * t_relay with flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param flags 
+         * @param flags 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_relay_to_flags(flags: number): number;
@@ -4774,8 +4774,8 @@ declare namespace KSR {
          * t_relay_to_proxy with t_relay_to_flags flags.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param proxy 
-         * @param flags 
+         * @param proxy Destination [proto:]host[:port]
+         * @param flags As for t_relay_to_flags
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_relay_to_proxy_flags(proxy: string, flags: number): number;
@@ -4784,7 +4784,7 @@ declare namespace KSR {
          * Relay to $du/R-URI forcing the transport (udp, tcp, ...).
          *
          * Module: tm (loadmodule "tm.so").
-         * @param proto 
+         * @param proto Transport: udp, tcp, tls, sctp, ws or wss
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_relay_to_proto(proto: string): number;
@@ -4793,9 +4793,9 @@ declare namespace KSR {
          * Relay to host:port with the given transport.
          *
          * Module: tm (loadmodule "tm.so").
-         * @param proto 
-         * @param host 
-         * @param port 
+         * @param proto Transport: udp, tcp, tls, sctp, ws or wss
+         * @param host Destination host or IP address
+         * @param port Destination port
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_relay_to_proto_addr(proto: string, host: string, port: number): number;
@@ -4880,9 +4880,9 @@ declare namespace KSR {
          * Async continuation is not supported in pykemi: logs an error, -1.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param tindex 
-         * @param tlabel 
-         * @param callback 
+         * @param tindex Transaction hash index
+         * @param tlabel Transaction label
+         * @param callback Script function to run
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_continue(tindex: number, tlabel: number, callback: string): number;
@@ -4907,7 +4907,7 @@ declare namespace KSR {
          * Cancel branches from an onreply route: all | others | this.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param mode 
+         * @param mode all, others or this
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_cancel_branches(mode: string): number;
@@ -4924,9 +4924,9 @@ declare namespace KSR {
          * Cancel the INVITE transaction with this Call-ID and CSeq number.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param callid 
-         * @param cseq 
-         * @param flag 
+         * @param callid Call-ID of the INVITE
+         * @param cseq CSeq number of the INVITE
+         * @param flag Message flags to set on the transaction (0 = none)
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_cancel_callid(callid: string, cseq: string, flag: number): number;
@@ -4935,10 +4935,10 @@ declare namespace KSR {
          * t_cancel_callid with a Reason code.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param callid 
-         * @param cseq 
-         * @param flag 
-         * @param rcode 
+         * @param callid Call-ID of the INVITE
+         * @param cseq CSeq number of the INVITE
+         * @param flag Message flags to set on the transaction (0 = none)
+         * @param rcode Reply code put in the Reason header of the CANCELs
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_cancel_callid_reason(callid: string, cseq: string, flag: number, rcode: number): number;
@@ -4947,10 +4947,10 @@ declare namespace KSR {
          * Reply statefully to the transaction with this Call-ID and CSeq number.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param callid 
-         * @param cseq 
-         * @param code 
-         * @param reason 
+         * @param callid Call-ID of the transaction
+         * @param cseq CSeq number of the transaction
+         * @param code Reply status code
+         * @param reason Reason phrase
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_reply_callid(callid: string, cseq: string, code: number, reason: string): number;
@@ -4967,7 +4967,7 @@ declare namespace KSR {
          * Drop the transaction, recording rcode as its reply code.
          *
          * Module: tmx (loadmodule "tmx.so").
-         * @param rcode 
+         * @param rcode Reply code recorded for the transaction
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
         function t_drop_rcode(rcode: number): number;

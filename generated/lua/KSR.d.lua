@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash 5683e2970e9ec92a. Never loaded by the router: add this folder to the
+-- spec hash 4349e68500aa4888. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -3446,44 +3446,44 @@ function KSR.tm.t_relay() end
 ---Script function run per branch before sending (BRANCH_ROUTE).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param callback string 
+---@param callback string Name of the script function ('' clears it)
 ---@return integer
 function KSR.tm.t_on_branch(callback) end
 
 ---Script function run when the transaction completes with a negative final reply (FAILURE_ROUTE).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param callback string 
+---@param callback string Name of the script function ('' clears it)
 ---@return integer
 function KSR.tm.t_on_failure(callback) end
 
 ---Script function run for every negative final reply of a branch (BRANCH_FAILURE_ROUTE).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param callback string 
+---@param callback string Name of the script function ('' clears it)
 ---@return integer
 function KSR.tm.t_on_branch_failure(callback) end
 
 ---Script function run for every reply matched to the transaction (TM_ONREPLY_ROUTE).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param callback string 
+---@param callback string Name of the script function ('' clears it)
 ---@return integer
 function KSR.tm.t_on_reply(callback) end
 
 ---Send a stateful reply (the transaction must exist). 1 or -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param code integer 
----@param reason string 
+---@param code integer Reply status code (100..699)
+---@param reason string Reason phrase
 ---@return integer
 function KSR.tm.t_reply(code, reason) end
 
 ---Create the transaction if needed and send a stateful reply. 1 or -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param code integer 
----@param reason string 
+---@param code integer Reply status code (100..699)
+---@param reason string Reason phrase
 ---@return integer
 function KSR.tm.t_send_reply(code, reason) end
 
@@ -3514,14 +3514,14 @@ function KSR.tm.t_release() end
 ---Send a stateful copy of the request to uri; its replies are absorbed. 1 or negative.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param uri string 
+---@param uri string SIP URI the copy is sent to
 ---@return integer
 function KSR.tm.t_replicate(uri) end
 
 ---Is a callback set: target branch_route | failure_route | onreply_route | branch_failure_route. 1 or -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param target string 
+---@param target string branch_route, failure_route, onreply_route or branch_failure_route
 ---@return integer
 function KSR.tm.t_is_set(target) end
 
@@ -3540,7 +3540,7 @@ function KSR.tm.t_lookup_cancel() end
 ---Like t_lookup_cancel; flags=1 copies the INVITE's message flags.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param flags integer 
+---@param flags integer 1: copy the INVITE's message flags
 ---@return integer
 function KSR.tm.t_lookup_cancel_flags(flags) end
 
@@ -3553,15 +3553,15 @@ function KSR.tm.t_retransmit_reply() end
 ---Set the INVITE final response timeout (ms) after a provisional reply for this transaction.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param fr_inv integer 
+---@param fr_inv integer Timeout in ms (0 = unchanged)
 ---@return integer
 function KSR.tm.t_set_fr_inv(fr_inv) end
 
 ---Set fr_inv_timer and fr_timer (ms, 0 = unchanged) for this transaction.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param fr_inv integer 
----@param fr integer 
+---@param fr_inv integer INVITE timeout after a provisional reply, ms (0 = unchanged)
+---@param fr integer Final response timeout, ms (0 = unchanged)
 ---@return integer
 function KSR.tm.t_set_fr(fr_inv, fr) end
 
@@ -3574,8 +3574,8 @@ function KSR.tm.t_reset_fr() end
 ---Set the maximum transaction lifetime (ms, 0 = unchanged).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param inv integer 
----@param noninv integer 
+---@param inv integer INVITE transactions, ms (0 = unchanged)
+---@param noninv integer Non-INVITE transactions, ms (0 = unchanged)
 ---@return integer
 function KSR.tm.t_set_max_lifetime(inv, noninv) end
 
@@ -3588,8 +3588,8 @@ function KSR.tm.t_reset_max_lifetime() end
 ---Set the retransmission intervals T1/T2 (ms, 0 = unchanged).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param t1 integer 
----@param t2 integer 
+---@param t1 integer T1, ms (0 = unchanged)
+---@param t2 integer T2, ms (0 = unchanged)
 ---@return integer
 function KSR.tm.t_set_retr(t1, t2) end
 
@@ -3602,12 +3602,12 @@ function KSR.tm.t_reset_retr() end
 ---Send a new request statefully as UAC (replies absorbed). 1 or -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param method string 
----@param ruri string 
----@param nexthop string 
----@param ssock string 
----@param hdrs string 
----@param body string 
+---@param method string Request method
+---@param ruri string Request URI
+---@param nexthop string Next hop URI ('' = the R-URI)
+---@param ssock string Send socket proto:ip:port ('' = any)
+---@param hdrs string Extra headers, each ending with CRLF
+---@param body string Message body ('' = none)
 ---@return integer
 function KSR.tm.t_uac_send(method, ruri, nexthop, ssock, hdrs, body) end
 
@@ -3620,7 +3620,7 @@ function KSR.tm.t_load_contacts() end
 ---t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param mode integer 
+---@param mode integer Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
 ---@return integer
 function KSR.tm.ki_t_load_contacts_mode(mode) end
 
@@ -3645,7 +3645,7 @@ function KSR.tm.t_drop_replies_all() end
 ---In failure route: drop replies: a = all, l = last leg, n = none.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param mode string 
+---@param mode string a = all, l = last leg, n = none
 ---@return integer
 function KSR.tm.t_drop_replies(mode) end
 
@@ -3670,14 +3670,14 @@ function KSR.tm.t_is_expired() end
 ---Does the relevant reply code (last sent in request route, received in onreply, winning in failure route) match the regex? 1 or -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param regex string 
+---@param regex string Regular expression matched against the status code
 ---@return integer
 function KSR.tm.t_check_status(regex) end
 
 ---1 if a branch got (or generated) this final code, else -1.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param code integer 
+---@param code integer Final status code to look for
 ---@return integer
 function KSR.tm.t_grep_status(code) end
 
@@ -3714,73 +3714,73 @@ function KSR.tm.t_branch_timeout() end
 ---Per transaction: send 100 Trying to INVITE automatically (1) or not (0).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param state integer 
+---@param state integer 1 send it, 0 do not
 ---@return integer
 function KSR.tm.t_set_auto_inv_100(state) end
 
 ---Per transaction: treat 6xx like other replies (1).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param state integer 
+---@param state integer 1 on, 0 off
 ---@return integer
 function KSR.tm.t_set_disable_6xx(state) end
 
 ---Per transaction: disable DNS failover (accepted; no DNS failover in pykemi).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param state integer 
+---@param state integer 1 on, 0 off
 ---@return integer
 function KSR.tm.t_set_disable_failover(state) end
 
 ---Per transaction: do not copy the Reason header of a received CANCEL.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param state integer 
+---@param state integer 1 on, 0 off
 ---@return integer
 function KSR.tm.t_set_no_e2e_cancel_reason(state) end
 
 ---Per transaction: do not send an internal error reply when relaying fails.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param state integer 
+---@param state integer 1 on, 0 off
 ---@return integer
 function KSR.tm.t_set_disable_internal_reply(state) end
 
 ---Relay to proxy given as [proto:]host[:port].
 ---
 ---Module: tm (loadmodule "tm.so").
----@param proxy string 
+---@param proxy string Destination [proto:]host[:port]
 ---@return integer
 function KSR.tm.t_relay_to_proxy(proxy) end
 
 ---t_relay with flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param flags integer 
+---@param flags integer 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover
 ---@return integer
 function KSR.tm.t_relay_to_flags(flags) end
 
 ---t_relay_to_proxy with t_relay_to_flags flags.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param proxy string 
----@param flags integer 
+---@param proxy string Destination [proto:]host[:port]
+---@param flags integer As for t_relay_to_flags
 ---@return integer
 function KSR.tm.t_relay_to_proxy_flags(proxy, flags) end
 
 ---Relay to $du/R-URI forcing the transport (udp, tcp, ...).
 ---
 ---Module: tm (loadmodule "tm.so").
----@param proto string 
+---@param proto string Transport: udp, tcp, tls, sctp, ws or wss
 ---@return integer
 function KSR.tm.t_relay_to_proto(proto) end
 
 ---Relay to host:port with the given transport.
 ---
 ---Module: tm (loadmodule "tm.so").
----@param proto string 
----@param host string 
----@param port integer 
+---@param proto string Transport: udp, tcp, tls, sctp, ws or wss
+---@param host string Destination host or IP address
+---@param port integer Destination port
 ---@return integer
 function KSR.tm.t_relay_to_proto_addr(proto, host, port) end
 
@@ -3845,9 +3845,9 @@ function KSR.tmx.t_suspend() end
 ---Async continuation is not supported in pykemi: logs an error, -1.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param tindex integer 
----@param tlabel integer 
----@param callback string 
+---@param tindex integer Transaction hash index
+---@param tlabel integer Transaction label
+---@param callback string Script function to run
 ---@return integer
 function KSR.tmx.t_continue(tindex, tlabel, callback) end
 
@@ -3866,7 +3866,7 @@ function KSR.tmx.t_flush_xflags() end
 ---Cancel branches from an onreply route: all | others | this.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param mode string 
+---@param mode string all, others or this
 ---@return integer
 function KSR.tmx.t_cancel_branches(mode) end
 
@@ -3879,29 +3879,29 @@ function KSR.tmx.t_reuse_branch() end
 ---Cancel the INVITE transaction with this Call-ID and CSeq number.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param callid string 
----@param cseq string 
----@param flag integer 
+---@param callid string Call-ID of the INVITE
+---@param cseq string CSeq number of the INVITE
+---@param flag integer Message flags to set on the transaction (0 = none)
 ---@return integer
 function KSR.tmx.t_cancel_callid(callid, cseq, flag) end
 
 ---t_cancel_callid with a Reason code.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param callid string 
----@param cseq string 
----@param flag integer 
----@param rcode integer 
+---@param callid string Call-ID of the INVITE
+---@param cseq string CSeq number of the INVITE
+---@param flag integer Message flags to set on the transaction (0 = none)
+---@param rcode integer Reply code put in the Reason header of the CANCELs
 ---@return integer
 function KSR.tmx.t_cancel_callid_reason(callid, cseq, flag, rcode) end
 
 ---Reply statefully to the transaction with this Call-ID and CSeq number.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param callid string 
----@param cseq string 
----@param code integer 
----@param reason string 
+---@param callid string Call-ID of the transaction
+---@param cseq string CSeq number of the transaction
+---@param code integer Reply status code
+---@param reason string Reason phrase
 ---@return integer
 function KSR.tmx.t_reply_callid(callid, cseq, code, reason) end
 
@@ -3914,7 +3914,7 @@ function KSR.tmx.t_drop() end
 ---Drop the transaction, recording rcode as its reply code.
 ---
 ---Module: tmx (loadmodule "tmx.so").
----@param rcode integer 
+---@param rcode integer Reply code recorded for the transaction
 ---@return integer
 function KSR.tmx.t_drop_rcode(rcode) end
 

@@ -30,7 +30,7 @@ _kemi_s_t_on_branch = _kemi_base_tm + 1
 def t_on_branch(callback: str = _kemi_M) -> int:
     """Script function run per branch before sending (BRANCH_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
     if callback.__class__ is not str:
@@ -46,7 +46,7 @@ _kemi_s_t_on_failure = _kemi_base_tm + 2
 def t_on_failure(callback: str = _kemi_M) -> int:
     """Script function run when the transaction completes with a negative final reply (FAILURE_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
     if callback.__class__ is not str:
@@ -62,7 +62,7 @@ _kemi_s_t_on_branch_failure = _kemi_base_tm + 3
 def t_on_branch_failure(callback: str = _kemi_M) -> int:
     """Script function run for every negative final reply of a branch (BRANCH_FAILURE_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
     if callback.__class__ is not str:
@@ -78,7 +78,7 @@ _kemi_s_t_on_reply = _kemi_base_tm + 4
 def t_on_reply(callback: str = _kemi_M) -> int:
     """Script function run for every reply matched to the transaction (TM_ONREPLY_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
     if callback.__class__ is not str:
@@ -94,8 +94,8 @@ _kemi_s_t_reply = _kemi_base_tm + 5
 def t_reply(code: int = _kemi_M, reason: str = _kemi_M) -> int:
     """Send a stateful reply (the transaction must exist). 1 or -1.
 
-    code
-    reason
+    code: Reply status code (100..699)
+    reason: Reason phrase
 
     Returns int. Module: tm."""
     if code.__class__ is not int or reason.__class__ is not str:
@@ -120,8 +120,8 @@ _kemi_s_t_send_reply = _kemi_base_tm + 6
 def t_send_reply(code: int = _kemi_M, reason: str = _kemi_M) -> int:
     """Create the transaction if needed and send a stateful reply. 1 or -1.
 
-    code
-    reason
+    code: Reply status code (100..699)
+    reason: Reason phrase
 
     Returns int. Module: tm."""
     if code.__class__ is not int or reason.__class__ is not str:
@@ -194,7 +194,7 @@ _kemi_s_t_replicate = _kemi_base_tm + 11
 def t_replicate(uri: str = _kemi_M) -> int:
     """Send a stateful copy of the request to uri; its replies are absorbed. 1 or negative.
 
-    uri
+    uri: SIP URI the copy is sent to
 
     Returns int. Module: tm."""
     if uri.__class__ is not str:
@@ -210,7 +210,7 @@ _kemi_s_t_is_set = _kemi_base_tm + 12
 def t_is_set(target: str = _kemi_M) -> int:
     """Is a callback set: target branch_route | failure_route | onreply_route | branch_failure_route. 1 or -1.
 
-    target
+    target: branch_route, failure_route, onreply_route or branch_failure_route
 
     Returns int. Module: tm."""
     if target.__class__ is not str:
@@ -250,7 +250,7 @@ _kemi_s_t_lookup_cancel_flags = _kemi_base_tm + 15
 def t_lookup_cancel_flags(flags: int = _kemi_M) -> int:
     """Like t_lookup_cancel; flags=1 copies the INVITE's message flags.
 
-    flags
+    flags: 1: copy the INVITE's message flags
 
     Returns int. Module: tm."""
     if flags.__class__ is not int:
@@ -278,7 +278,7 @@ _kemi_s_t_set_fr_inv = _kemi_base_tm + 17
 def t_set_fr_inv(fr_inv: int = _kemi_M) -> int:
     """Set the INVITE final response timeout (ms) after a provisional reply for this transaction.
 
-    fr_inv
+    fr_inv: Timeout in ms (0 = unchanged)
 
     Returns int. Module: tm."""
     if fr_inv.__class__ is not int:
@@ -294,8 +294,8 @@ _kemi_s_t_set_fr = _kemi_base_tm + 18
 def t_set_fr(fr_inv: int = _kemi_M, fr: int = _kemi_M) -> int:
     """Set fr_inv_timer and fr_timer (ms, 0 = unchanged) for this transaction.
 
-    fr_inv
-    fr
+    fr_inv: INVITE timeout after a provisional reply, ms (0 = unchanged)
+    fr: Final response timeout, ms (0 = unchanged)
 
     Returns int. Module: tm."""
     if fr_inv.__class__ is not int or fr.__class__ is not int:
@@ -332,8 +332,8 @@ _kemi_s_t_set_max_lifetime = _kemi_base_tm + 20
 def t_set_max_lifetime(inv: int = _kemi_M, noninv: int = _kemi_M) -> int:
     """Set the maximum transaction lifetime (ms, 0 = unchanged).
 
-    inv
-    noninv
+    inv: INVITE transactions, ms (0 = unchanged)
+    noninv: Non-INVITE transactions, ms (0 = unchanged)
 
     Returns int. Module: tm."""
     if inv.__class__ is not int or noninv.__class__ is not int:
@@ -370,8 +370,8 @@ _kemi_s_t_set_retr = _kemi_base_tm + 22
 def t_set_retr(t1: int = _kemi_M, t2: int = _kemi_M) -> int:
     """Set the retransmission intervals T1/T2 (ms, 0 = unchanged).
 
-    t1
-    t2
+    t1: T1, ms (0 = unchanged)
+    t2: T2, ms (0 = unchanged)
 
     Returns int. Module: tm."""
     if t1.__class__ is not int or t2.__class__ is not int:
@@ -415,12 +415,12 @@ def t_uac_send(
 ) -> int:
     """Send a new request statefully as UAC (replies absorbed). 1 or -1.
 
-    method
-    ruri
-    nexthop
-    ssock
-    hdrs
-    body
+    method: Request method
+    ruri: Request URI
+    nexthop: Next hop URI ('' = the R-URI)
+    ssock: Send socket proto:ip:port ('' = any)
+    hdrs: Extra headers, each ending with CRLF
+    body: Message body ('' = none)
 
     Returns int. Module: tm."""
     if (
@@ -472,7 +472,7 @@ _kemi_s_ki_t_load_contacts_mode = _kemi_base_tm + 26
 def ki_t_load_contacts_mode(mode: int = _kemi_M) -> int:
     """t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
 
-    mode
+    mode: Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
 
     Returns int. Module: tm."""
     if mode.__class__ is not int:
@@ -524,7 +524,7 @@ _kemi_s_t_drop_replies = _kemi_base_tm + 30
 def t_drop_replies(mode: str = _kemi_M) -> int:
     """In failure route: drop replies: a = all, l = last leg, n = none.
 
-    mode
+    mode: a = all, l = last leg, n = none
 
     Returns int. Module: tm."""
     if mode.__class__ is not str:
@@ -576,7 +576,7 @@ _kemi_s_t_check_status = _kemi_base_tm + 34
 def t_check_status(regex: str = _kemi_M) -> int:
     """Does the relevant reply code (last sent in request route, received in onreply, winning in failure route) match the regex? 1 or -1.
 
-    regex
+    regex: Regular expression matched against the status code
 
     Returns int. Module: tm."""
     if regex.__class__ is not str:
@@ -592,7 +592,7 @@ _kemi_s_t_grep_status = _kemi_base_tm + 35
 def t_grep_status(code: int = _kemi_M) -> int:
     """1 if a branch got (or generated) this final code, else -1.
 
-    code
+    code: Final status code to look for
 
     Returns int. Module: tm."""
     if code.__class__ is not int:
@@ -668,7 +668,7 @@ _kemi_s_t_set_auto_inv_100 = _kemi_base_tm + 41
 def t_set_auto_inv_100(state: int = _kemi_M) -> int:
     """Per transaction: send 100 Trying to INVITE automatically (1) or not (0).
 
-    state
+    state: 1 send it, 0 do not
 
     Returns int. Module: tm."""
     if state.__class__ is not int:
@@ -684,7 +684,7 @@ _kemi_s_t_set_disable_6xx = _kemi_base_tm + 42
 def t_set_disable_6xx(state: int = _kemi_M) -> int:
     """Per transaction: treat 6xx like other replies (1).
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
     if state.__class__ is not int:
@@ -700,7 +700,7 @@ _kemi_s_t_set_disable_failover = _kemi_base_tm + 43
 def t_set_disable_failover(state: int = _kemi_M) -> int:
     """Per transaction: disable DNS failover (accepted; no DNS failover in pykemi).
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
     if state.__class__ is not int:
@@ -716,7 +716,7 @@ _kemi_s_t_set_no_e2e_cancel_reason = _kemi_base_tm + 44
 def t_set_no_e2e_cancel_reason(state: int = _kemi_M) -> int:
     """Per transaction: do not copy the Reason header of a received CANCEL.
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
     if state.__class__ is not int:
@@ -732,7 +732,7 @@ _kemi_s_t_set_disable_internal_reply = _kemi_base_tm + 45
 def t_set_disable_internal_reply(state: int = _kemi_M) -> int:
     """Per transaction: do not send an internal error reply when relaying fails.
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
     if state.__class__ is not int:
@@ -748,7 +748,7 @@ _kemi_s_t_relay_to_proxy = _kemi_base_tm + 46
 def t_relay_to_proxy(proxy: str = _kemi_M) -> int:
     """Relay to proxy given as [proto:]host[:port].
 
-    proxy
+    proxy: Destination [proto:]host[:port]
 
     Returns int. Module: tm."""
     if proxy.__class__ is not str:
@@ -764,7 +764,7 @@ _kemi_s_t_relay_to_flags = _kemi_base_tm + 47
 def t_relay_to_flags(flags: int = _kemi_M) -> int:
     """t_relay with flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover.
 
-    flags
+    flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover
 
     Returns int. Module: tm."""
     if flags.__class__ is not int:
@@ -780,8 +780,8 @@ _kemi_s_t_relay_to_proxy_flags = _kemi_base_tm + 48
 def t_relay_to_proxy_flags(proxy: str = _kemi_M, flags: int = _kemi_M) -> int:
     """t_relay_to_proxy with t_relay_to_flags flags.
 
-    proxy
-    flags
+    proxy: Destination [proto:]host[:port]
+    flags: As for t_relay_to_flags
 
     Returns int. Module: tm."""
     if proxy.__class__ is not str or flags.__class__ is not int:
@@ -806,7 +806,7 @@ _kemi_s_t_relay_to_proto = _kemi_base_tm + 49
 def t_relay_to_proto(proto: str = _kemi_M) -> int:
     """Relay to $du/R-URI forcing the transport (udp, tcp, ...).
 
-    proto
+    proto: Transport: udp, tcp, tls, sctp, ws or wss
 
     Returns int. Module: tm."""
     if proto.__class__ is not str:
@@ -822,9 +822,9 @@ _kemi_s_t_relay_to_proto_addr = _kemi_base_tm + 50
 def t_relay_to_proto_addr(proto: str = _kemi_M, host: str = _kemi_M, port: int = _kemi_M) -> int:
     """Relay to host:port with the given transport.
 
-    proto
-    host
-    port
+    proto: Transport: udp, tcp, tls, sctp, ws or wss
+    host: Destination host or IP address
+    port: Destination port
 
     Returns int. Module: tm."""
     if proto.__class__ is not str or host.__class__ is not str or port.__class__ is not int:

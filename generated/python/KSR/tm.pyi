@@ -11,44 +11,44 @@ def t_relay() -> int:
 def t_on_branch(callback: str, /) -> int:
     """Script function run per branch before sending (BRANCH_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
 
 def t_on_failure(callback: str, /) -> int:
     """Script function run when the transaction completes with a negative final reply (FAILURE_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
 
 def t_on_branch_failure(callback: str, /) -> int:
     """Script function run for every negative final reply of a branch (BRANCH_FAILURE_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
 
 def t_on_reply(callback: str, /) -> int:
     """Script function run for every reply matched to the transaction (TM_ONREPLY_ROUTE).
 
-    callback
+    callback: Name of the script function ('' clears it)
 
     Returns int. Module: tm."""
 
 def t_reply(code: int, reason: str, /) -> int:
     """Send a stateful reply (the transaction must exist). 1 or -1.
 
-    code
-    reason
+    code: Reply status code (100..699)
+    reason: Reason phrase
 
     Returns int. Module: tm."""
 
 def t_send_reply(code: int, reason: str, /) -> int:
     """Create the transaction if needed and send a stateful reply. 1 or -1.
 
-    code
-    reason
+    code: Reply status code (100..699)
+    reason: Reason phrase
 
     Returns int. Module: tm."""
 
@@ -75,14 +75,14 @@ def t_release() -> int:
 def t_replicate(uri: str, /) -> int:
     """Send a stateful copy of the request to uri; its replies are absorbed. 1 or negative.
 
-    uri
+    uri: SIP URI the copy is sent to
 
     Returns int. Module: tm."""
 
 def t_is_set(target: str, /) -> int:
     """Is a callback set: target branch_route | failure_route | onreply_route | branch_failure_route. 1 or -1.
 
-    target
+    target: branch_route, failure_route, onreply_route or branch_failure_route
 
     Returns int. Module: tm."""
 
@@ -99,7 +99,7 @@ def t_lookup_cancel() -> int:
 def t_lookup_cancel_flags(flags: int, /) -> int:
     """Like t_lookup_cancel; flags=1 copies the INVITE's message flags.
 
-    flags
+    flags: 1: copy the INVITE's message flags
 
     Returns int. Module: tm."""
 
@@ -111,15 +111,15 @@ def t_retransmit_reply() -> int:
 def t_set_fr_inv(fr_inv: int, /) -> int:
     """Set the INVITE final response timeout (ms) after a provisional reply for this transaction.
 
-    fr_inv
+    fr_inv: Timeout in ms (0 = unchanged)
 
     Returns int. Module: tm."""
 
 def t_set_fr(fr_inv: int, fr: int, /) -> int:
     """Set fr_inv_timer and fr_timer (ms, 0 = unchanged) for this transaction.
 
-    fr_inv
-    fr
+    fr_inv: INVITE timeout after a provisional reply, ms (0 = unchanged)
+    fr: Final response timeout, ms (0 = unchanged)
 
     Returns int. Module: tm."""
 
@@ -131,8 +131,8 @@ def t_reset_fr() -> int:
 def t_set_max_lifetime(inv: int, noninv: int, /) -> int:
     """Set the maximum transaction lifetime (ms, 0 = unchanged).
 
-    inv
-    noninv
+    inv: INVITE transactions, ms (0 = unchanged)
+    noninv: Non-INVITE transactions, ms (0 = unchanged)
 
     Returns int. Module: tm."""
 
@@ -144,8 +144,8 @@ def t_reset_max_lifetime() -> int:
 def t_set_retr(t1: int, t2: int, /) -> int:
     """Set the retransmission intervals T1/T2 (ms, 0 = unchanged).
 
-    t1
-    t2
+    t1: T1, ms (0 = unchanged)
+    t2: T2, ms (0 = unchanged)
 
     Returns int. Module: tm."""
 
@@ -157,12 +157,12 @@ def t_reset_retr() -> int:
 def t_uac_send(method: str, ruri: str, nexthop: str, ssock: str, hdrs: str, body: str, /) -> int:
     """Send a new request statefully as UAC (replies absorbed). 1 or -1.
 
-    method
-    ruri
-    nexthop
-    ssock
-    hdrs
-    body
+    method: Request method
+    ruri: Request URI
+    nexthop: Next hop URI ('' = the R-URI)
+    ssock: Send socket proto:ip:port ('' = any)
+    hdrs: Extra headers, each ending with CRLF
+    body: Message body ('' = none)
 
     Returns int. Module: tm."""
 
@@ -174,7 +174,7 @@ def t_load_contacts() -> int:
 def ki_t_load_contacts_mode(mode: int, /) -> int:
     """t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
 
-    mode
+    mode: Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
 
     Returns int. Module: tm."""
 
@@ -196,7 +196,7 @@ def t_drop_replies_all() -> int:
 def t_drop_replies(mode: str, /) -> int:
     """In failure route: drop replies: a = all, l = last leg, n = none.
 
-    mode
+    mode: a = all, l = last leg, n = none
 
     Returns int. Module: tm."""
 
@@ -218,14 +218,14 @@ def t_is_expired() -> int:
 def t_check_status(regex: str, /) -> int:
     """Does the relevant reply code (last sent in request route, received in onreply, winning in failure route) match the regex? 1 or -1.
 
-    regex
+    regex: Regular expression matched against the status code
 
     Returns int. Module: tm."""
 
 def t_grep_status(code: int, /) -> int:
     """1 if a branch got (or generated) this final code, else -1.
 
-    code
+    code: Final status code to look for
 
     Returns int. Module: tm."""
 
@@ -257,73 +257,73 @@ def t_branch_timeout() -> int:
 def t_set_auto_inv_100(state: int, /) -> int:
     """Per transaction: send 100 Trying to INVITE automatically (1) or not (0).
 
-    state
+    state: 1 send it, 0 do not
 
     Returns int. Module: tm."""
 
 def t_set_disable_6xx(state: int, /) -> int:
     """Per transaction: treat 6xx like other replies (1).
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
 
 def t_set_disable_failover(state: int, /) -> int:
     """Per transaction: disable DNS failover (accepted; no DNS failover in pykemi).
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
 
 def t_set_no_e2e_cancel_reason(state: int, /) -> int:
     """Per transaction: do not copy the Reason header of a received CANCEL.
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
 
 def t_set_disable_internal_reply(state: int, /) -> int:
     """Per transaction: do not send an internal error reply when relaying fails.
 
-    state
+    state: 1 on, 0 off
 
     Returns int. Module: tm."""
 
 def t_relay_to_proxy(proxy: str, /) -> int:
     """Relay to proxy given as [proto:]host[:port].
 
-    proxy
+    proxy: Destination [proto:]host[:port]
 
     Returns int. Module: tm."""
 
 def t_relay_to_flags(flags: int, /) -> int:
     """t_relay with flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover.
 
-    flags
+    flags: 1 no 100 Trying, 2 no internal error reply, 4 no DNS failover
 
     Returns int. Module: tm."""
 
 def t_relay_to_proxy_flags(proxy: str, flags: int, /) -> int:
     """t_relay_to_proxy with t_relay_to_flags flags.
 
-    proxy
-    flags
+    proxy: Destination [proto:]host[:port]
+    flags: As for t_relay_to_flags
 
     Returns int. Module: tm."""
 
 def t_relay_to_proto(proto: str, /) -> int:
     """Relay to $du/R-URI forcing the transport (udp, tcp, ...).
 
-    proto
+    proto: Transport: udp, tcp, tls, sctp, ws or wss
 
     Returns int. Module: tm."""
 
 def t_relay_to_proto_addr(proto: str, host: str, port: int, /) -> int:
     """Relay to host:port with the given transport.
 
-    proto
-    host
-    port
+    proto: Transport: udp, tcp, tls, sctp, ws or wss
+    host: Destination host or IP address
+    port: Destination port
 
     Returns int. Module: tm."""
 

@@ -90,9 +90,9 @@ _kemi_s_t_continue = _kemi_base_tmx + 6
 def t_continue(tindex: int = _kemi_M, tlabel: int = _kemi_M, callback: str = _kemi_M) -> int:
     """Async continuation is not supported in pykemi: logs an error, -1.
 
-    tindex
-    tlabel
-    callback
+    tindex: Transaction hash index
+    tlabel: Transaction label
+    callback: Script function to run
 
     Returns int. Module: tmx."""
     if tindex.__class__ is not int or tlabel.__class__ is not int or callback.__class__ is not str:
@@ -143,7 +143,7 @@ _kemi_s_t_cancel_branches = _kemi_base_tmx + 9
 def t_cancel_branches(mode: str = _kemi_M) -> int:
     """Cancel branches from an onreply route: all | others | this.
 
-    mode
+    mode: all, others or this
 
     Returns int. Module: tmx."""
     if mode.__class__ is not str:
@@ -171,9 +171,9 @@ _kemi_s_t_cancel_callid = _kemi_base_tmx + 11
 def t_cancel_callid(callid: str = _kemi_M, cseq: str = _kemi_M, flag: int = _kemi_M) -> int:
     """Cancel the INVITE transaction with this Call-ID and CSeq number.
 
-    callid
-    cseq
-    flag
+    callid: Call-ID of the INVITE
+    cseq: CSeq number of the INVITE
+    flag: Message flags to set on the transaction (0 = none)
 
     Returns int. Module: tmx."""
     if callid.__class__ is not str or cseq.__class__ is not str or flag.__class__ is not int:
@@ -202,10 +202,10 @@ def t_cancel_callid_reason(
 ) -> int:
     """t_cancel_callid with a Reason code.
 
-    callid
-    cseq
-    flag
-    rcode
+    callid: Call-ID of the INVITE
+    cseq: CSeq number of the INVITE
+    flag: Message flags to set on the transaction (0 = none)
+    rcode: Reply code put in the Reason header of the CANCELs
 
     Returns int. Module: tmx."""
     if (
@@ -241,10 +241,10 @@ def t_reply_callid(
 ) -> int:
     """Reply statefully to the transaction with this Call-ID and CSeq number.
 
-    callid
-    cseq
-    code
-    reason
+    callid: Call-ID of the transaction
+    cseq: CSeq number of the transaction
+    code: Reply status code
+    reason: Reason phrase
 
     Returns int. Module: tmx."""
     if (
@@ -290,7 +290,7 @@ _kemi_s_t_drop_rcode = _kemi_base_tmx + 15
 def t_drop_rcode(rcode: int = _kemi_M) -> int:
     """Drop the transaction, recording rcode as its reply code.
 
-    rcode
+    rcode: Reply code recorded for the transaction
 
     Returns int. Module: tmx."""
     if rcode.__class__ is not int:

@@ -36,9 +36,9 @@ def t_suspend() -> int:
 def t_continue(tindex: int, tlabel: int, callback: str, /) -> int:
     """Async continuation is not supported in pykemi: logs an error, -1.
 
-    tindex
-    tlabel
-    callback
+    tindex: Transaction hash index
+    tlabel: Transaction label
+    callback: Script function to run
 
     Returns int. Module: tmx."""
 
@@ -55,7 +55,7 @@ def t_flush_xflags() -> int:
 def t_cancel_branches(mode: str, /) -> int:
     """Cancel branches from an onreply route: all | others | this.
 
-    mode
+    mode: all, others or this
 
     Returns int. Module: tmx."""
 
@@ -67,29 +67,29 @@ def t_reuse_branch() -> int:
 def t_cancel_callid(callid: str, cseq: str, flag: int, /) -> int:
     """Cancel the INVITE transaction with this Call-ID and CSeq number.
 
-    callid
-    cseq
-    flag
+    callid: Call-ID of the INVITE
+    cseq: CSeq number of the INVITE
+    flag: Message flags to set on the transaction (0 = none)
 
     Returns int. Module: tmx."""
 
 def t_cancel_callid_reason(callid: str, cseq: str, flag: int, rcode: int, /) -> int:
     """t_cancel_callid with a Reason code.
 
-    callid
-    cseq
-    flag
-    rcode
+    callid: Call-ID of the INVITE
+    cseq: CSeq number of the INVITE
+    flag: Message flags to set on the transaction (0 = none)
+    rcode: Reply code put in the Reason header of the CANCELs
 
     Returns int. Module: tmx."""
 
 def t_reply_callid(callid: str, cseq: str, code: int, reason: str, /) -> int:
     """Reply statefully to the transaction with this Call-ID and CSeq number.
 
-    callid
-    cseq
-    code
-    reason
+    callid: Call-ID of the transaction
+    cseq: CSeq number of the transaction
+    code: Reply status code
+    reason: Reason phrase
 
     Returns int. Module: tmx."""
 
@@ -101,6 +101,6 @@ def t_drop() -> int:
 def t_drop_rcode(rcode: int, /) -> int:
     """Drop the transaction, recording rcode as its reply code.
 
-    rcode
+    rcode: Reply code recorded for the transaction
 
     Returns int. Module: tmx."""
