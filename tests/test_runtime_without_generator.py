@@ -131,6 +131,20 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     }
 
 
+def test_kemi_check_through_the_entry_point_imports_no_generator() -> None:
+    """``kemi check`` (pykemi.cli, the console script) as a user runs it: ``-X importtime``
+    lists every module the process imported."""
+    cfg = ROOT / "examples" / "stateless" / "kamailio-lua.cfg"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pykemi.cli", "check", str(cfg)],
+        capture_output=True, text=True, timeout=120, cwd=cfg.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "pykemi.runtime.router" in imported
+    assert sorted(m for m in imported if m.startswith(GENERATOR)) == []
+
+
 def test_generate_without_the_codegen_extra_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
