@@ -72,7 +72,9 @@ class Bench:
         return self.deadline - time.monotonic()
 
     def say(self, text: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+        """One progress line per step, on stderr (stdout is the report), silenced by -q."""
+        if not self.args.quiet:
+            print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
     def systems_for(self, engine: str) -> list[str]:
         names = ["pykemi"]
@@ -467,6 +469,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=2.0, help="seconds of traffic per rate step")
     p.add_argument("--budget", type=float, default=720.0, help="seconds for the whole run")
     p.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     p.add_argument("--date", default=None, help="results file name (default: today)")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")

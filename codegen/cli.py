@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pykemi import checkout
+from pykemi.progress import Progress
 
 from .errors import SpecError, SpecErrors
 from .generate import ROOT, check, generate, load
@@ -37,12 +38,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out: Path = args.out or ROOT / "generated"
     started = time.perf_counter()
+    progress = Progress("kemi generate", args.quiet)
+    progress.step(f"reading the specs in {', '.join(map(str, args.spec or ['spec/']))}")
     try:
         spec = load(args.spec)
     except (SpecErrors, SpecError) as exc:
         print(f"kemi generate: invalid spec\n{exc}", file=sys.stderr)
         return 2
     if args.check:
+        progress.step(f"comparing {out} with what {len(spec.exports)} exports generate")
         diffs = check(spec, out)
         if diffs:
             sys.stdout.write("".join(diffs))
@@ -55,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"generated/ is current ({len(spec.exports)} exports, spec {spec.hash})")
         return 0
+    progress.step(f"{len(spec.exports)} exports in {len(spec.modules)} modules: writing {out}")
     changed = generate(spec, out)
     if not args.quiet:
         took = time.perf_counter() - started

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pykemi.progress import Progress
+
 from .config import Config, ConfigError, load_config, parse_config_text
 from .control import Control, server_version
 from .core.log import LOG
 from .daemon import Detached, detach
 from .dispatch import StartupError
-from .progress import Progress
 from .router import Router
 from .server import Server
 

@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import os
 import stat
+from collections.abc import Callable
 
 from sqlalchemy import delete, insert, select, update
 
@@ -32,11 +33,13 @@ def ha1b(user: str, domain: str, password: str) -> str:
     return md5_hex(f"{user}@{domain}:{domain}:{password}")
 
 
-def init_db(url: str, tables: list[str] | None = None) -> list[str]:
+def init_db(
+    url: str, tables: list[str] | None = None, progress: Callable[[str], None] = lambda _: None
+) -> list[str]:
     """Create the tables (existing ones are kept) and set their ``version`` rows.
 
     Returns the names of the tables handled. ``tables`` limits the set (the
-    ``version`` table is always created).
+    ``version`` table is always created). ``progress`` is told each step.
     """
     db = Database(url)
     names = list(schema.VERSIONS) if not tables else ["version", *tables]
@@ -46,11 +49,13 @@ def init_db(url: str, tables: list[str] | None = None) -> list[str]:
             f"unknown table(s): {', '.join(unknown)} (known: {', '.join(schema.VERSIONS)})"
         )
     objs = [schema.metadata.tables[n] for n in dict.fromkeys(names)]
+    progress(f"creating {len(objs)} tables in {db.parsed.redacted()} (existing ones are kept)")
     try:
         schema.metadata.create_all(db.engine, tables=objs, checkfirst=True)
     except Exception as exc:  # any driver error is reported the same way
         raise DbError(db._describe(exc)) from exc
     ver = schema.version
+    progress("writing their rows of the version table")
     for t in objs:
         db.execute(delete(ver).where(ver.c.table_name == t.name))
         db.execute(insert(ver).values(table_name=t.name, table_version=schema.VERSIONS[t.name]))

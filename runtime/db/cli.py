@@ -9,12 +9,15 @@ import argparse
 import getpass
 import sys
 
+from pykemi.progress import Progress
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="db_command", required=True)
     ip = sub.add_parser("init", help="create the tables and their version rows")
     ip.add_argument("url", help="db_url, e.g. sqlite:///var/lib/pykemi/kamailio.db")
     ip.add_argument("--table", action="append", help="only this table (repeatable)")
+    ip.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     ip.set_defaults(func=cmd_db)
 
     up = sub.add_parser(
@@ -77,7 +80,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
     try:
         if args.db_command == "init":
-            done = admin.init_db(args.url, args.table)
+            progress = Progress("kemi db init", args.quiet)
+            done = admin.init_db(args.url, args.table, progress.step)
             print(f"kemi db: tables ready: {', '.join(done)}")
             warning = admin.loose_permissions(args.url)
             if warning:
