@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: 4349e68500aa4888
+ * Spec hash: 13b7e42dce89a6b5
  */
 #include <stdlib.h>
 #include "kemi.h"
