@@ -54,6 +54,8 @@ def detach(keep_stderr: bool, prog: str) -> Detached:
         os._exit(_wait_for_daemon(rfd, prog))
     os.close(rfd)
     os.setsid()  # a new session: closing the starting shell sends us no SIGHUP
+    # the working directory is kept (kamailio changes to /): relative paths of the config,
+    # such as its script or an SQLite db_url, stay what they were at start
     if os.fork():
         os._exit(0)
     _to_devnull(keep_stderr)

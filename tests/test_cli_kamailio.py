@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from pykemi.runtime.control import default_socket_path, server_version
 from pykemi.runtime.launch import READY, stop, wait_ready
 
@@ -83,13 +85,17 @@ def _foreground(args: list[str], tmp: Path) -> Iterator[tuple[subprocess.Popen[b
         stop(proc)
 
 
-def test_kamailio_script_detaches_by_default(tmp_path: Path) -> None:
-    """``pykemi-kamailio -f CFG -P FILE``: returns once the router serves (with the shell's
-    pipes closed), the daemon is in its own session, writes its pid, stops on SIGTERM."""
+@pytest.mark.parametrize(
+    "how", [[*KAMAILIO, "-f"], [*KEMI, "run", "-DDD"]], ids=["kamailio", "DDD"]
+)
+def test_detached_router(how: list[str], tmp_path: Path) -> None:
+    """``pykemi-kamailio -f CFG -P FILE`` (``kemi run -DDD``): returns once the router serves
+    (with the shell's pipes closed), the daemon is in its own session, writes its pid, stops on
+    SIGTERM."""
     port = free_udp_port()
     pid_file = tmp_path / "kamailio.pid"
     started = time.monotonic()
-    res = _run(KAMAILIO, "-f", _cfg(tmp_path), "-A", f"LISTEN=udp:127.0.0.1:{port}", "-P", pid_file)
+    res = _run(how, _cfg(tmp_path), "-A", f"LISTEN=udp:127.0.0.1:{port}", "-P", pid_file)
     assert res.returncode == 0, res.stderr
     assert time.monotonic() - started < 60
     pid = int(pid_file.read_text())
