@@ -38,9 +38,14 @@ class Target:
         """The spelling of ``name`` in this language: reserved words get a trailing ``_``."""
         return name + "_" if name in self.reserved else name
 
+    def constant(self, name: str) -> str:
+        """A constant named after ``name`` (Ruby: constants start upper-case; pykemi
+        upper-cases the whole name, as Kamailio's app_ruby does: KSR::TM)."""
+        return name.upper()
+
     def submodule_name(self, submodule: str) -> str:
         """How a KSR sub-module is spelled (``tm``; Ruby's constant ``TM``)."""
-        return submodule.upper() if self.upper_submodules else submodule
+        return self.constant(submodule) if self.upper_submodules else submodule
 
     def ksr_submodule(self, submodule: str) -> str:
         """The object holding a sub-module's functions: ``KSR.tm``, ``KSR::TM``, ``KSR``."""

@@ -45,6 +45,7 @@ class SubmoduleView:
 @dataclass(frozen=True)
 class ModuleView:
     module: str
+    base_const: str  # the constant holding the module's first slot (Ruby's shim)
     submodules: tuple[SubmoduleView, ...]
     functions: tuple[FunctionView, ...]
 
@@ -82,7 +83,12 @@ def module_view(m: Module, target: Target, table_of: TableOf) -> ModuleView:
         )
         for s in m.submodules
     )
-    return ModuleView(module=m.name, submodules=subs, functions=functions)
+    return ModuleView(
+        module=m.name,
+        base_const="KEMI_BASE_" + target.constant(m.name),
+        submodules=subs,
+        functions=functions,
+    )
 
 
 def emit_shims(
@@ -98,6 +104,7 @@ def emit_shims(
             banner=banner(rel, [m.spec_file]),
             spec_hash=spec.hash,
             module=view.module,
+            base_const=view.base_const,
             submodules=view.submodules,
             functions=view.functions,
         )
