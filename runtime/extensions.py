@@ -177,10 +177,12 @@ def selected(names: list[str] | None) -> list[ExtensionInfo]:
 
 
 def sources_hash(info: ExtensionInfo) -> str:
-    """Hash of the module's spec files (paths and bytes): what its tree was generated from."""
+    """Hash of the module's spec files (names and bytes): what its tree was generated from.
+    Not their directory: the installed package and its checkout (a test run from the
+    checkout imports that copy) are the same module."""
     h = hashlib.sha256()
     for p in info.specs:
-        h.update(str(p).encode() + b"\0" + p.read_bytes() + b"\0")
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

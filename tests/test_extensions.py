@@ -158,6 +158,16 @@ def test_generate_writes_extension_trees(venv: Venv) -> None:
     venv.run("-m", "pykemi.cli", "generate", "--check", "--extension", "hello")
 
 
+def test_example_packages_own_tests_pass_once_generated(generated: Venv) -> None:
+    """The examples' README steps: pip install, ``kemi generate --extension``, pytest tests."""
+    base = generated.root.parent
+    for name in ("pykemi-hello-py", "pykemi-hello-c"):
+        out = generated.run(
+            "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=base / name
+        )
+        assert "2 passed" in out, out
+
+
 # -- each engine, a real router, one UDP OPTIONS ----------------------------------------------
 
 EXPECTED = "Hello, bob!!|5|hi al hi al|null|1|16|-1 / Hello, bob!!!|5|hi al hi al|null|1|16|-1"
