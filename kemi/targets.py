@@ -33,6 +33,8 @@ class Target:
     doc_param: str  # a parameter in the docs' signature line: "{n}: {t}" or "{t} {n}"
     doc_signature: str  # "{member}({params}) -> {ret}"
     upper_submodules: bool = False  # Ruby: sub-modules are constants (KSR::TM)
+    # False: one file per KSR sub-module in a package (Python's KSR), not one per module
+    per_module_shims: bool = True
 
     def escape(self, name: str) -> str:
         """The spelling of ``name`` in this language: reserved words get a trailing ``_``."""
@@ -57,6 +59,11 @@ class Target:
     def member(self, submodule: str, name: str) -> str:
         """``KSR.<sub>.<fn>`` as a script writes it (reserved words escaped)."""
         return f"{self.ksr_submodule(submodule)}.{self.escape(name)}"
+
+    def shim(self, module: str) -> str:
+        """Where a loadable module's shim is inside a generated tree (for Python: the KSR
+        package folder that holds it)."""
+        return f"{self.shim_dir}/{module}{self.suffix}" if self.per_module_shims else self.shim_dir
 
     def arg_check(self, args: list[str], types: tuple[str, ...]) -> str:
         """The shim's one-expression argument check for ``args`` of ``types``."""
@@ -115,6 +122,7 @@ PYTHON = Target(
     check_joiner=" or ",
     shim_dir="python/KSR", suffix=".py", comment="#",
     stub_suffixes=(".pyi",),
+    per_module_shims=False,
     doc_param="{n}: {t}", doc_signature="{member}({params}) -> {ret}",
 )
 

@@ -37,6 +37,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..kemi.targets import TARGETS
 from . import cbuild, cdispatch
 from .config.modparams import spec_defaults
 from .core.fsperm import UnsafePathError, user_cache_dir
@@ -47,15 +48,6 @@ if TYPE_CHECKING:
 
 GROUP = "pykemi.modules"
 TREE_MARKER = "api.json"  # written last into a tree; a tree without it is incomplete
-
-# Where each engine's shim of a module is, relative to a generated tree.
-SHIMS = {
-    "lua": "lua/{m}.lua",
-    "js": "js/{m}.js",
-    "ruby": "ruby/{m}.rb",
-    "sqlang": "sqlang/{m}.nut",
-    "python": "python/KSR",  # a directory: added to KSR.__path__
-}
 
 
 class ExtensionError(StartupError):
@@ -362,7 +354,7 @@ def load(name: str) -> Extension | None:
 
 def shim_path(module: str, lang: str) -> Path:
     """Where ``lang``'s shim of ``module`` is: generated/ for built-ins, else the extension's."""
-    rel = SHIMS[lang].format(m=module)
+    rel = TARGETS[lang].shim(module)  # Python's: the KSR folder, added to KSR.__path__
     ext = LOADED.get(module)
     return (ext.out_dir if ext is not None else GENERATED) / rel
 

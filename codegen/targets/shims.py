@@ -98,7 +98,7 @@ def emit_shims(
     out = {}
     tpl = env.get_template(template)
     for m in spec.modules:
-        rel = f"{target.shim_dir}/{m.name}{target.suffix}"
+        rel = target.shim(m.name)
         view = module_view(m, target, table_of)
         out[rel] = tpl.render(
             banner=banner(rel, [m.spec_file]),
