@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..kemi import model as kemi_model
 from ..kemi.errors import SpecError, SpecErrors
 from ..kemi.model import Spec
 from .generate import ROOT, render_all
@@ -26,6 +27,8 @@ from .targets import TARGETS
 from .targets.c import emit_exports
 
 HERE = Path(__file__).resolve().parent
+# what renders a module: the generator and the model it renders
+GENERATOR_SOURCES = (HERE, Path(kemi_model.__file__).resolve().parent)
 BUILTIN_API = ROOT / "generated" / "api.json"
 
 # Files every spec set generates that only make sense once, for the built-in tree: the
@@ -126,10 +129,12 @@ def render(spec: Spec, meta: Mapping[str, Any]) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def fingerprint() -> str:
-    """Hash of the generator (emitters, templates), recorded in every extension tree."""
+    """Hash of the generator (model, emitters, templates), recorded in every module tree:
+    ``kemi generate --check`` shows a tree another generator made as a diff."""
     h = hashlib.sha256()
-    for p in sorted(HERE.rglob("*")):
-        if p.is_file() and p.suffix in (".py", ".j2"):
-            h.update(p.relative_to(HERE).as_posix().encode())
-            h.update(p.read_bytes())
+    for root in GENERATOR_SOURCES:
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".j2"):
+                h.update(f"{root.name}/{p.relative_to(root).as_posix()}".encode())
+                h.update(p.read_bytes())
     return h.hexdigest()[:16]

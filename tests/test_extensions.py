@@ -472,6 +472,22 @@ def test_spec_clashing_with_builtin_exports(demo: Path, capsys: pytest.CaptureFi
     assert "KSR.sl.send_reply is already exported by built-in module 'sl'" in text, text
 
 
+def test_generate_check_reports_a_tree_that_differs(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--check`` renders again and diffs the stored tree (edited by hand, or made by
+    another generator: api.json records its fingerprint)."""
+    assert kemi(["generate", "--check", "--extension", "demo"]) == 0
+    tree = extensions.read_tree(extensions.selected(["demo"])[0]).out_dir
+    shim = tree / "lua" / "demo.lua"
+    shim.write_text(shim.read_text() + "-- edited\n")
+    capsys.readouterr()
+    assert kemi(["generate", "--check", "--extension", "demo"]) == 1
+    out = capsys.readouterr()
+    assert "lua/demo.lua" in out.out and "-- edited" in out.out
+    assert "1 module file(s) are stale" in out.err
+
+
 def test_module_not_generated_is_refused_naming_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
