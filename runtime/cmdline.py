@@ -37,6 +37,7 @@ NO_EFFECT = {
     "-L": "modules come from spec/ and installed out-of-tree packages, not a module folder",
 }
 _DEFINE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ADDRESS_LIST = re.compile(r"(?P<proto>[a-z]+:)?\((?P<addrs>[^()]*)\)(?P<port>:\d+)?")
 
 
 def define(text: str) -> tuple[str, str]:
@@ -88,7 +89,7 @@ def add_run_options(parser: argparse.ArgumentParser, kamailio: bool) -> None:
         action="append",
         default=[],
         metavar="ADDRESS",
-        help="listen also on [proto:]address[:port] (repeatable, as kamailio -l)",
+        help="listen also on [proto:]address[:port] or [proto:](addr1, addr2)[:port] (repeatable)",
     )
     for flag, what in (("-m", "shared"), ("-M", "private")):
         parser.add_argument(flag, metavar="MB", type=int, help=f"{what} memory: no effect")
@@ -151,9 +152,19 @@ def check(cfg: Config, prog: str) -> int:
 
 
 def add_listens(cfg: Config, addresses: Sequence[str]) -> None:
-    """``-l``: listen sockets besides the config's, parsed exactly as ``listen=``."""
-    for address in addresses:
-        cfg.listen += parse_config_text(f"listen={address}\n", f"-l {address}").listen
+    """``-l``: listen sockets besides the config's, each parsed exactly as ``listen=``;
+    kamailio's ``[proto:](addr1, addr2)[:port]`` is one socket per address."""
+    for option in addresses:
+        for address in _address_list(option):
+            cfg.listen += parse_config_text(f"listen={address}\n", f"-l {option}").listen
+
+
+def _address_list(option: str) -> list[str]:
+    m = _ADDRESS_LIST.fullmatch(option)
+    if m is None:
+        return [option]
+    proto, port = m["proto"] or "", m["port"] or ""
+    return [f"{proto}{addr.strip()}{port}" for addr in m["addrs"].split(",")]
 
 
 def run(args: argparse.Namespace, prog: str, kamailio: bool) -> int:

@@ -147,11 +147,12 @@ def test_DD_E_stays_in_the_foreground(tmp_path: Path) -> None:
 
 def test_D_is_one_process_serving_udp_and_rpc(tmp_path: Path) -> None:
     """``kemi run -D`` (fork=no): no worker; the one process answers SIP and ``kemi rpc``;
-    ``-l`` adds the listen socket, ``-q`` silences the start-up steps."""
+    ``-l`` adds listen sockets (kamailio's address list), ``-q`` silences the start-up steps."""
     port = free_udp_port()
     cfg = _cfg(tmp_path)
-    args = [*KEMI, "run", str(cfg), "-D", "-q", "-l", f"udp:127.0.0.1:{port}"]
+    args = [*KEMI, "run", str(cfg), "-D", "-q", "-l", f"udp:(127.0.0.1, 127.0.0.2):{port}"]
     with _foreground(args, tmp_path) as (proc, log):
+        assert f"on udp:127.0.0.1:{port}, udp:127.0.0.2:{port}, fork=no" in log.read_text()
         assert _children(proc.pid) == []
         assert _answers(port, tmp_path)
         res = kemi("rpc", "-s", default_socket_path("127.0.0.1", port), "core.ps")
