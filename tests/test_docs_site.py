@@ -40,6 +40,7 @@ HAND_PAGES = [
     "callbacks",
     "rpc",
     "writing-a-module",
+    "adding-a-language",
     "benchmarks",
     "architecture",
 ]
