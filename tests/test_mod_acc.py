@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from pykemi.runtime.config import parse_config_text
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.core.log import LOG
 from pykemi.runtime.db import admin, schema
@@ -42,7 +43,7 @@ def acc_lines(buf: io.StringIO) -> list[str]:
 
 def proc_with(**params: object) -> ProcessState:
     proc = ProcessState()
-    proc.extra["modparams.acc"] = dict(acc.DEFAULTS, **params)
+    proc.extra["modparams.acc"] = dict(spec_defaults("acc"), **params)
     return proc
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from pathlib import Path
 
 import pytest
@@ -125,13 +123,9 @@ MY_SPECS = ("rr", "corex", "siputils", "textops", "textopsx", "sanity")
 
 
 @pytest.mark.parametrize("module", MY_SPECS)
-def test_spec_matches_api_list_and_impls(module: str) -> None:
+def test_spec_matches_api_list(module: str) -> None:
+    """Kamailio's exports (implementations and modparams: tests/test_spec_contract.py)."""
     data = yaml.safe_load((SPEC_DIR / f"{module}.yaml").read_text())
     got = [(e["name"], e["ret"], [p["type"] for p in e["params"]]) for e in data["exports"]]
-    for e in data["exports"]:
-        modname, _, fn_name = e["impl"]["python"].partition(":")
-        fn = getattr(importlib.import_module(modname), fn_name)
-        assert len(inspect.signature(fn).parameters) - 1 == len(e["params"]), e["name"]
-        assert e["summary"] and all(p["doc"] for p in e["params"]), e["name"]
     want = [(r["name"], r["ret"], r["params"]) for r in api_list() if r["module"] == module]
     assert got == want

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.config.parser import parse_config_text
 from pykemi.runtime.core.context import MsgContext
 from pykemi.runtime.core.pv import get_pv
@@ -23,7 +24,10 @@ from .test_usrloc_redis import REDIS, redis_url  # noqa: F401 - the Redis server
 
 def new_ctx(*defs: str) -> MsgContext:
     ctx, _ = make_ctx(request("OPTIONS"))
-    values = dict(ht.DEFAULTS, htable=list(defs) or ["t=>size=4;", "ipban=>size=8;autoexpire=300;"])
+    values = dict(
+        spec_defaults("htable"),
+        htable=list(defs) or ["t=>size=4;", "ipban=>size=8;autoexpire=300;"],
+    )
     ctx.proc.extra["modparams.htable"] = values
     ht.setup(ctx.proc, values)
     return ctx

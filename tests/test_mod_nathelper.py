@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import nathelper as nh
 
@@ -60,7 +61,9 @@ def test_fix_nated_contact_and_rcv_param() -> None:
 def test_fix_nated_register_sets_received_avp() -> None:
     raw = invite().replace(b"INVITE sip", b"REGISTER sip").replace(b"1 INVITE", b"1 REGISTER")
     ctx, _ = make_ctx(raw, proto="tcp", **NATED)  # type: ignore[arg-type]
-    ctx.proc.extra["modparams.nathelper"] = dict(nh.DEFAULTS, received_avp="$avp(RECEIVED)")
+    ctx.proc.extra["modparams.nathelper"] = dict(
+        spec_defaults("nathelper"), received_avp="$avp(RECEIVED)"
+    )
     assert nh.fix_nated_register(ctx) == 1
     assert get_pv(ctx, "$avp(RECEIVED)") == "sip:203.0.113.9:40000;transport=tcp"
     ctx.proc.extra["modparams.nathelper"]["received_avp"] = ""

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, insert
 
 from pykemi.runtime.config import parse_config_text
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.core.log import LOG
 from pykemi.runtime.core.pv import get_pv
@@ -51,7 +52,9 @@ def db_url(tmp_path: Path) -> str:
 
 def proc_with(db_url: str, **params: object) -> ProcessState:
     proc = ProcessState()
-    proc.extra["modparams.permissions"] = dict(perm.DEFAULTS, db_url=db_url, **params)
+    proc.extra["modparams.permissions"] = dict(
+        spec_defaults("permissions"), db_url=db_url, **params
+    )
     assert perm.reload(proc) or not db_url
     return proc
 
@@ -170,7 +173,7 @@ def test_without_db_or_with_db_errors_minus_one(tmp_path: Path) -> None:
         assert "db_url is not set" in log.getvalue()
         empty = f"sqlite://{tmp_path}/empty.db"  # no tables
         proc = ProcessState()
-        proc.extra["modparams.permissions"] = dict(perm.DEFAULTS, db_url=empty)
+        proc.extra["modparams.permissions"] = dict(spec_defaults("permissions"), db_url=empty)
         assert perm.reload(proc) is False
         ctx = ctx_from(proc, ("192.0.2.7", 5060))
         assert perm.allow_address(ctx, 1, "192.0.2.7", 0) == -1

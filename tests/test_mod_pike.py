@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.modules import pike
 
@@ -15,7 +16,7 @@ from .modhelpers import make_ctx, request
 
 def new_proc(**params: int) -> ProcessState:
     proc = ProcessState()
-    proc.extra["modparams.pike"] = dict(pike.DEFAULTS, **params)
+    proc.extra["modparams.pike"] = dict(spec_defaults("pike"), **params)
     pike.setup(proc)
     return proc
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.config.parser import parse_config_text
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import nathelper, registrar
 from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import SipMessage, parse_message
-from pykemi.runtime.usrloc import DEFAULTS as UL_DEFAULTS
 from pykemi.runtime.usrloc import MemoryStore, SqliteStore, location_store
 
 from .harness import router
@@ -47,8 +47,8 @@ CSeq: {cseq} REGISTER
 
 def new_proc(**params: Any) -> ProcessState:
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060)])
-    proc.extra["modparams.registrar"] = dict(registrar.DEFAULTS, **params)
-    proc.extra["modparams.usrloc"] = dict(UL_DEFAULTS)
+    proc.extra["modparams.registrar"] = dict(spec_defaults("registrar"), **params)
+    proc.extra["modparams.usrloc"] = spec_defaults("usrloc")
     proc.extra["usrloc.store"] = MemoryStore()
     return proc
 
@@ -173,7 +173,9 @@ def test_no_reply_flag_and_reg_send_reply() -> None:
 
 def test_received_from_nathelper_sets_du() -> None:
     proc = new_proc(received_avp="$avp(RECEIVED)")
-    proc.extra["modparams.nathelper"] = dict(nathelper.DEFAULTS, received_avp="$avp(RECEIVED)")
+    proc.extra["modparams.nathelper"] = dict(
+        spec_defaults("nathelper"), received_avp="$avp(RECEIVED)"
+    )
     ctx, sent = make_ctx(
         register("<sip:alice@192.168.1.5:5060>"), proc=proc, src=("203.0.113.9", 4321)
     )

@@ -6,8 +6,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pykemi.runtime import router as router_mod
+from pykemi.runtime.config.model import Config, Location, ModParam
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
-from pykemi.runtime.modules import corex, rr, sanity
+from pykemi.runtime.modules import params as _params
+from pykemi.runtime.modules import rr, sanity
 from pykemi.runtime.sip.message import parse_message
 
 from .modhelpers import INVITE, crlf, make_ctx
@@ -69,7 +72,7 @@ def test_record_route_double_when_transport_changes() -> None:
 
 def test_record_route_modparams() -> None:
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060)])
-    proc.extra["modparams.rr"] = dict(rr.DEFAULTS, append_fromtag=0, enable_full_lr=1)
+    proc.extra["modparams.rr"] = dict(spec_defaults("rr"), append_fromtag=0, enable_full_lr=1)
     ctx, _ = make_ctx(proc=proc)
     assert rr.record_route(ctx) == 1
     assert ctx.msg.get("Record-Route") == "<sip:127.0.0.1;lr=on>"
@@ -229,21 +232,23 @@ def test_check_route_param_without_loose_route() -> None:
 
 
 def test_modparams_hook_reads_cfg() -> None:
-    cfg = SimpleNamespace(
+    loc = Location("kamailio.cfg", 1)
+    cfg = Config(
+        "kamailio.cfg",
         modparams=[
-            SimpleNamespace(module="rr", name="append_fromtag", value="0"),
-            SimpleNamespace(module="rr", name="custom_user_avp", value="$var(u)"),
-            SimpleNamespace(module="sl", name="append_fromtag", value=1),
-        ]
+            ModParam("rr", "append_fromtag", "0", loc),
+            ModParam("rr", "custom_user_avp", "$var(u)", loc),
+            ModParam("sl", "append_fromtag", 1, loc),
+        ],
     )
-    fake = SimpleNamespace(cfg=cfg, proc=ProcessState())
+    fake = SimpleNamespace(cfg=cfg, proc=ProcessState(), api=None)  # None: generated/api.json
     for name in ("rr", "sanity"):
-        assert corex.PARAM_HOOKS[name] in router_mod.ROUTER_INIT_HOOKS
-        corex.PARAM_HOOKS[name](fake)
+        assert _params.HOOKS[name] in router_mod.ROUTER_INIT_HOOKS
+        _params.HOOKS[name](fake)
     params = fake.proc.extra["modparams.rr"]
     assert params["append_fromtag"] == 0 and params["custom_user_avp"] == "$var(u)"
     assert params["enable_double_rr"] == 1
-    assert fake.proc.extra["modparams.sanity"]["default_checks"] == sanity.DEFAULT_CHECKS
+    assert fake.proc.extra["modparams.sanity"] == spec_defaults(sanity.MODULE)
 
 
 LUA_SCRIPT = """

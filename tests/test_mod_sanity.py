@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.modules import sanity
 from pykemi.runtime.sip.message import parse_message
@@ -76,7 +77,7 @@ def test_proxy_require() -> None:
     assert (out.status, out.reason) == (420, "Bad Proxy Require Extension")
     assert out.get("Unsupported") == "foo"
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060)])
-    proc.extra["modparams.sanity"] = dict(sanity.DEFAULTS, proxy_require="foo, bar")
+    proc.extra["modparams.sanity"] = dict(spec_defaults("sanity"), proxy_require="foo, bar")
     ctx, sent = make_ctx(msg(extra="Proxy-Require: bar, foo\n"), proc=proc)
     assert sanity.sanity_check(ctx, 512, 7) == 1
 
@@ -137,7 +138,7 @@ def test_duplicated_tags() -> None:
 
 def test_noreply_and_sanity_reply() -> None:
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060)])
-    proc.extra["modparams.sanity"] = dict(sanity.DEFAULTS, noreply=1)
+    proc.extra["modparams.sanity"] = dict(spec_defaults("sanity"), noreply=1)
     ctx, sent = make_ctx(msg(cseq="1 BYE"), proc=proc)
     assert sanity.sanity_check(ctx, 32, 7) == -1
     assert not sent.items

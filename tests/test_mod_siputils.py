@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from email.utils import formatdate
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.modules import siputils as su
 from pykemi.runtime.sip.message import parse_message
@@ -66,7 +67,7 @@ def test_uri_params() -> None:
 
 def test_options_reply() -> None:
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060)])
-    proc.extra["modparams.siputils"] = dict(su.DEFAULTS, options_support="path")
+    proc.extra["modparams.siputils"] = dict(spec_defaults("siputils"), options_support="path")
     ctx, sent = make_ctx(request("OPTIONS", "sip:127.0.0.1"), proc=proc)
     assert su.options_reply(ctx) == 1
     out = parse_message(sent.items[0][0])

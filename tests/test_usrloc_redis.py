@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.modules import htable
 from pykemi.runtime.usrloc import RedisStore, location_store
 from pykemi.runtime.usrloc.kv import RedisKv
@@ -94,7 +95,9 @@ def test_redis_key_expires_with_the_last_contact(redis_url: str) -> None:
 def test_htable_shared_through_redis(redis_url: str) -> None:
     def proc_with_table() -> object:
         ctx, _ = make_ctx(request("OPTIONS"))
-        values = dict(htable.DEFAULTS, htable=["ipban=>size=8;autoexpire=300;"], db_url=redis_url)
+        values = dict(
+            spec_defaults("htable"), htable=["ipban=>size=8;autoexpire=300;"], db_url=redis_url
+        )
         htable.setup(ctx.proc, values)
         return ctx
 

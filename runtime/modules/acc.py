@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import pykemi.runtime.tm  # noqa: F401 - registers tm's Router hook before ours 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.db.engine import DbError, module_db
 from pykemi.runtime.db.url import DbUrlError
-from pykemi.runtime.modules.corex import module_params, register_params
+from pykemi.runtime.modules import params as _modparams
 from pykemi.runtime.sip.message import SipParseError, parse_message
 
 if TYPE_CHECKING:
@@ -33,60 +33,13 @@ ACC_REQUEST = "ACC: request accounted: "
 ACC_MISSED = "ACC: call missed: "
 ACC_ANSWERED = "ACC: transaction answered: "
 
-DEFAULTS: dict[str, Any] = {
-    "early_media": 0,
-    "failed_transaction_flag": -1,
-    "failed_filter": "",
-    "report_ack": 0,
-    "report_cancels": 0,
-    "multi_leg_info": "",
-    "detect_direction": 0,
-    "acc_prepare_flag": -1,
-    "acc_prepare_always": 0,
-    "reason_from_hf": 0,
-    "log_flag": -1,
-    "log_missed_flag": -1,
-    "log_level": 1,
-    "log_facility": "LOG_DAEMON",
-    "log_extra": "",
-    "cdr_enable": 0,
-    "cdr_log_enable": 1,
-    "cdr_start_on_confirmed": 0,
-    "cdr_facility": "",
-    "cdr_extra": "",
-    "cdr_start_id": "start_time",
-    "cdr_end_id": "end_time",
-    "cdr_duration_id": "duration",
-    "cdr_expired_dlg_enable": 0,
-    "db_flag": -1,
-    "db_missed_flag": -1,
-    "db_extra": "",
-    "db_url": "",
-    "db_table_acc": "acc",
-    "db_table_missed_calls": "missed_calls",
-    "acc_method_column": "method",
-    "acc_from_tag_column": "from_tag",
-    "acc_to_tag_column": "to_tag",
-    "acc_callid_column": "callid",
-    "acc_sip_code_column": "sip_code",
-    "acc_sip_reason_column": "sip_reason",
-    "acc_time_column": "time",
-    "db_insert_mode": 0,
-    "time_mode": 0,
-    "time_attr": "time_attr",
-    "time_exten": "time_exten",
-    "cdrs_table": "",
-    "time_format": "%Y-%m-%d %H:%M:%S",
-    "clone_msg": 1,
-    "cdr_on_failed": 1,
-}
-register_params("acc", DEFAULTS)
+_modparams.register("acc")
 
 MAX_FLAG = 31  # script flags 0..31
 
 
-def _params(proc: ProcessState) -> dict[str, Any]:
-    return module_params(proc, "acc", DEFAULTS)
+def _params(proc: ProcessState) -> Mapping[str, Any]:
+    return _modparams.params(proc, "acc")
 
 
 def parse_extra(text: str) -> list[tuple[str, str]]:
@@ -172,7 +125,7 @@ def _extra_values(ctx: MsgContext, extra: list[tuple[str, str]]) -> list[tuple[s
     return out
 
 
-def _time_attrs(p: dict[str, Any], when: float, for_db: bool) -> list[tuple[str, Any]]:
+def _time_attrs(p: Mapping[str, Any], when: float, for_db: bool) -> list[tuple[str, Any]]:
     mode = int(p.get("time_mode") or 0)
     attr = str(p.get("time_attr") or "time_attr")
     if mode == 1:

@@ -30,11 +30,13 @@ import re
 import secrets
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.modules.auth_nonce import (
     FLAG_NC,
     FLAG_OT,
@@ -43,7 +45,6 @@ from pykemi.runtime.modules.auth_nonce import (
     NonceTables,
     table_size,
 )
-from pykemi.runtime.modules.corex import module_params, register_params
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri
 
@@ -84,38 +85,13 @@ CHECK_CALLID = 2
 CHECK_FROMTAG = 4
 CHECK_SRC_IP = 8
 
-DEFAULTS: dict[str, Any] = {
-    "secret": "",
-    "nonce_expire": 300,
-    "nonce_auth_max_drift": 3,
-    "protect_contacts": 0,
-    "challenge_attr": "$digest_challenge",
-    "proxy_challenge_header": "Proxy-Authenticate",
-    "www_challenge_header": "WWW-Authenticate",
-    "qop": "auth",
-    "auth_checks_register": 0,
-    "auth_checks_no_dlg": 0,
-    "auth_checks_in_dlg": 0,
-    "nonce_count": 0,
-    "nc_array_size": 1048576,
-    "nc_array_order": 0,
-    "one_time_nonce": 0,
-    "otn_in_flight_no": 1048576,
-    "otn_in_flight_order": 0,
-    "nid_pool_no": 1,
-    "force_stateless_reply": 0,
-    "realm_prefix": "",
-    "use_domain": 0,
-    "algorithm": "",
-    "add_authinfo_hdr": 0,
-}
-register_params("auth", DEFAULTS)
+_params.register("auth")
 
 _NO_AUTH_METHODS = frozenset(("ACK", "CANCEL", "PRACK"))
 
 
-def params(proc: ProcessState) -> dict[str, Any]:
-    return module_params(proc, "auth", DEFAULTS)
+def params(proc: ProcessState) -> Mapping[str, Any]:
+    return _params.params(proc, "auth")
 
 
 def _init_router(router: Any) -> None:
@@ -160,10 +136,11 @@ def _secret(proc: ProcessState) -> bytes:
     return value
 
 
-def _make_tables(p: dict[str, Any]) -> NonceTables:
+def _make_tables(p: Mapping[str, Any]) -> NonceTables:
     """The shared nonce id / nc / one-time tables sized by the modparams (0 = feature off)."""
-    nc_size = int(p.get("nc_array_size") or DEFAULTS["nc_array_size"])
-    otn_size = int(p.get("otn_in_flight_no") or DEFAULTS["otn_in_flight_no"])
+    spec = spec_defaults("auth")
+    nc_size = int(p["nc_array_size"] or spec["nc_array_size"] or 0)
+    otn_size = int(p["otn_in_flight_no"] or spec["otn_in_flight_no"] or 0)
     nc = nc_size, int(p.get("nc_array_order") or 0)
     otn = otn_size, int(p.get("otn_in_flight_order") or 0)
     return NonceTables(

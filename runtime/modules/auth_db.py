@@ -9,6 +9,7 @@ built on lightweight ``table()``/``column()`` constructs (quoted by the dialect)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
@@ -17,7 +18,7 @@ from pykemi.runtime.core import log as klog
 from pykemi.runtime.db.engine import Database, DbError, module_db
 from pykemi.runtime.db.url import DbUrlError
 from pykemi.runtime.modules import auth
-from pykemi.runtime.modules.corex import module_params, register_params
+from pykemi.runtime.modules import params as _modparams
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri
 
@@ -26,26 +27,14 @@ if TYPE_CHECKING:
 
 ORIGIN = "auth_db"
 
-DEFAULTS: dict[str, Any] = {
-    "db_url": "mysql://kamailioro:kamailioro@localhost/kamailio",
-    "user_column": "username",
-    "domain_column": "domain",
-    "password_column": "ha1",
-    "password_column_2": "ha1b",
-    "calculate_ha1": 0,
-    "use_domain": 0,
-    "load_credentials": "",
-    "version_table": 1,
-    "force_generate_avps": 0,
-}
-register_params("auth_db", DEFAULTS)
+_modparams.register("auth_db")
 
 SUBS_USE_DOMAIN = 1
 SUBS_SKIP_CREDENTIALS = 2
 
 
-def _params(proc: ProcessState) -> dict[str, Any]:
-    return module_params(proc, "auth_db", DEFAULTS)
+def _params(proc: ProcessState) -> Mapping[str, Any]:
+    return _modparams.params(proc, "auth_db")
 
 
 def _init_router(router: Any) -> None:

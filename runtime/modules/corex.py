@@ -4,84 +4,25 @@ Branches added here go to ``ctx.extra["branches"]`` (a list of URI strings,
 consumed by tm and by sl for 3xx Contacts); their q values, when given, are
 kept in ``ctx.extra["branch_q"]`` (URI -> q string). Socket selections are
 recorded in ``ctx.extra`` for the forwarding code ("force_send_socket":
-``(proto, ip, port)``). Also home of the modparam helpers the other modules
-of this family use (``module_params``).
+``(proto, ip, port)``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from pykemi.runtime.core.context import MsgContext
 
 MAX_XFLAG = 63  # Kamailio has 64 extended flags (KSR_XFLAGS_SIZE)
 
-# ---------------------------------------------------------------------------
-# module parameters (shared helper for rr/corex/siputils/textops/textopsx/sanity)
-
-# module -> the Router init hook that loads its parameters
-PARAM_HOOKS: dict[str, Callable[[Any], None]] = {}
-
-
-def register_params(module: str, defaults: dict[str, Any], multi: tuple[str, ...] = ()) -> None:
-    """Copy ``modparam(module, ...)`` values into ``proc.extra`` when a Router is built.
-
-    Multi-valued parameters (``multi``) become lists; ints are converted like
-    the router does, so a cfg value "1" arrives as 1.
-    """
-    if module in PARAM_HOOKS:
-        return
-    from pykemi.runtime import router as _router
-
-    def hook(r: Any) -> None:
-        values: dict[str, Any] = dict(defaults)
-        for name in multi:
-            values[name] = []
-        for mp in r.cfg.modparams:
-            if mp.module != module or mp.name not in defaults:
-                continue
-            value = mp.value
-            if isinstance(defaults[mp.name], int) and not isinstance(value, int):
-                try:
-                    value = int(str(value), 0)
-                except ValueError:
-                    continue  # the router already reported the bad type
-            if mp.name in multi:
-                values[mp.name].append(value)
-            else:
-                values[mp.name] = value
-        r.proc.extra["modparams." + module] = values
-
-    PARAM_HOOKS[module] = hook
-    _router.ROUTER_INIT_HOOKS.append(hook)
-
-
-def module_params(proc: ProcessState, module: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The module's parameters: configured values over ``defaults``."""
-    values: dict[str, Any] | None = proc.extra.get("modparams." + module)
-    return defaults if values is None else values
-
-
-def param(ctx: MsgContext, module: str, defaults: dict[str, Any], name: str) -> Any:
-    return module_params(ctx.proc, module, defaults).get(name, defaults.get(name))
-
-
-DEFAULTS: dict[str, Any] = {
-    "alias_subdomains": "",
-    "dns_cache": "",
-    "nio_intercept": 0,
-    "nio_min_msg_len": 32,
-    "nio_msg_avp": "",
-    "evcb_msg_received": "",
-    "evcb_msg_sent": "",
-}
-register_params("corex", DEFAULTS, multi=("alias_subdomains", "dns_cache"))
+_params.register("corex")
 
 # ---------------------------------------------------------------------------
 # branches

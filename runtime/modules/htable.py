@@ -16,12 +16,12 @@ import fnmatch
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.regex import compile_logged
-from pykemi.runtime.usrloc import params as _params
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, RedisKv, SqliteKv, Value
 from pykemi.runtime.usrloc.store import StoreError, new_shared_file
 
@@ -29,26 +29,6 @@ if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext, ProcessState
 
 MOD = "htable"
-DEFAULTS: dict[str, Any] = {
-    "htable": "",
-    "db_url": "",
-    "key_name_column": "key_name",
-    "key_type_column": "key_type",
-    "value_type_column": "value_type",
-    "key_value_column": "key_value",
-    "expires_column": "expires",
-    "array_size_suffix": "::size",
-    "fetch_rows": 100,
-    "timer_interval": 20,
-    "timer_procs": 0,
-    "db_expires": 0,
-    "enable_dmq": 0,
-    "dmq_init_sync": 0,
-    "enable_rpc_set": 1,
-    "event_callback": "",
-    "event_callback_mode": 0,
-}
-MULTI = ("htable",)
 STATE = "htable.state"
 ERR_INC = -255  # sht_inc/sht_dec on a missing table or a string value
 
@@ -110,7 +90,7 @@ class State:
         return self._lock_fd
 
 
-def setup(proc: ProcessState, values: dict[str, Any]) -> State:
+def setup(proc: ProcessState, values: Mapping[str, Any]) -> State:
     tables: dict[str, Table] = {}
     for text in values.get("htable") or []:
         t = parse_definition(str(text))
@@ -130,7 +110,7 @@ def setup(proc: ProcessState, values: dict[str, Any]) -> State:
 def _state(ctx: MsgContext) -> State:
     state = ctx.proc.extra.get(STATE)
     if state is None:
-        state = setup(ctx.proc, _params.params(ctx.proc, MOD, DEFAULTS))
+        state = setup(ctx.proc, _params.params(ctx.proc, MOD))
     assert isinstance(state, State)
     return state
 
@@ -619,4 +599,4 @@ def run_mod_init(router: Any, callback: str) -> None:
         klog.err(f"htable: event callback {callback} failed: {exc!r}")
 
 
-_params.register(MOD, DEFAULTS, MULTI, after=_startup)
+_params.register(MOD, after=_startup)

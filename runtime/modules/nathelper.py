@@ -9,37 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.message import Header, _split_list
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, parse_name_addr
 from pykemi.runtime.sip.uri import SipUri, parse_uri
-from pykemi.runtime.usrloc import params as _params
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MOD = "nathelper"
-DEFAULTS: dict[str, Any] = {
-    "natping_interval": 0,
-    "ping_nated_only": 0,
-    "natping_processes": 1,
-    "natping_socket": "",
-    "received_avp": "",
-    "force_socket": "",
-    "sipping_from": "",
-    "sipping_method": "OPTIONS",
-    "sipping_bflag": -1,
-    "nortpproxy_str": "a=nortpproxy:yes",
-    "keepalive_timeout": 0,
-    "udpping_from_path": 0,
-    "append_sdp_oldmediaip": 0,
-    "filter_server_id": 0,
-    "nat_addr_mode": 1,
-    "alias_name": "alias",
-    "natping_disable_bflag": -1,
-}
 
 # Kamailio's PROTO_* numbers, used in ;alias=ip~port~proto
 PROTO_NUM = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4, "ws": 5, "wss": 6}
@@ -53,8 +35,8 @@ _SDP_C = re.compile(r"^(c=IN IP[46] )([^\s/]+)", re.M)
 _SDP_O = re.compile(r"^(o=\S+ \S+ \S+ IN IP[46] )(\S+)", re.M)
 
 
-def _p(ctx: MsgContext) -> dict[str, Any]:
-    return _params.params(ctx.proc, MOD, DEFAULTS)
+def _p(ctx: MsgContext) -> Mapping[str, Any]:
+    return _params.params(ctx.proc, MOD)
 
 
 def private_ip(text: str, mode: int = 1) -> bool:
@@ -382,4 +364,4 @@ def fix_nated_sdp_ip(ctx: MsgContext, level: int, ip: str) -> int:
     return _fix_sdp(ctx, level, ip)
 
 
-_params.register(MOD, DEFAULTS)
+_params.register(MOD)

@@ -13,6 +13,7 @@ import ipaddress
 import mmap
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.regex import Regex, RegexError, compile_pattern
 from pykemi.runtime.db.engine import Database, DbError, dispose_all, module_db
 from pykemi.runtime.db.url import DbUrlError
-from pykemi.runtime.modules.corex import module_params, register_params
+from pykemi.runtime.modules import params as _modparams
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext, ProcessState
@@ -30,35 +31,7 @@ if TYPE_CHECKING:
 ORIGIN = "permissions"
 STATE_KEY = "permissions.state"
 
-DEFAULTS: dict[str, Any] = {
-    "db_url": "",
-    "db_mode": 0,
-    "address_table": "address",
-    "grp_col": "grp",
-    "ip_addr_col": "ip_addr",
-    "mask_col": "mask",
-    "port_col": "port",
-    "trusted_table": "trusted",
-    "source_col": "src_ip",
-    "proto_col": "proto",
-    "from_col": "from_pattern",
-    "ruri_col": "ruri_pattern",
-    "tag_col": "tag",
-    "priority_col": "priority",
-    "peer_tag_avp": "",
-    "peer_tag_mode": 0,
-    "max_subnets": 512,
-    "load_backends": 65535,
-    "reload_delta": 5,
-    "trusted_cleanup_interval": 60,
-    "address_cleanup_interval": 60,
-    "default_allow_file": "permissions.allow",
-    "default_deny_file": "permissions.deny",
-    "check_all_branches": 1,
-    "allow_suffix": ".allow",
-    "deny_suffix": ".deny",
-}
-register_params("permissions", DEFAULTS)
+_modparams.register("permissions")
 
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -127,8 +100,8 @@ def parse_ip(text: str) -> IpAddr | None:
         return None
 
 
-def _params(proc: ProcessState) -> dict[str, Any]:
-    return module_params(proc, "permissions", DEFAULTS)
+def _params(proc: ProcessState) -> Mapping[str, Any]:
+    return _modparams.params(proc, "permissions")
 
 
 def _state(proc: ProcessState) -> State:
@@ -150,7 +123,7 @@ def _db(proc: ProcessState) -> Database | None:
 # loading
 
 
-def load_address(db: Database, p: dict[str, Any]) -> AddressTable:
+def load_address(db: Database, p: Mapping[str, Any]) -> AddressTable:
     """Read the address table (DbError on failure)."""
     cols = [str(p[k]) for k in ("grp_col", "ip_addr_col", "mask_col", "port_col", "tag_col")]
     t = table(str(p["address_table"]), *(column(c) for c in cols))
@@ -194,7 +167,7 @@ def _compile(pattern: Any, what: str) -> Regex | None:
         raise ValueError(f"invalid {what}: {exc}") from None
 
 
-def load_trusted(db: Database, p: dict[str, Any], src_ip: str | None = None) -> list[TrustedRow]:
+def load_trusted(db: Database, p: Mapping[str, Any], src_ip: str | None = None) -> list[TrustedRow]:
     """Trusted rows (all, or those of one source IP), highest priority first."""
     keys = ("source_col", "proto_col", "from_col", "ruri_col", "tag_col", "priority_col")
     cols = [str(p[k]) for k in keys]

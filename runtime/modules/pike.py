@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
-from pykemi.runtime.usrloc import params as _params
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, SqliteKv
 from pykemi.runtime.usrloc.store import StoreError, new_shared_file
 
@@ -22,12 +22,6 @@ if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext, ProcessState
 
 MOD = "pike"
-DEFAULTS: dict[str, Any] = {
-    "sampling_time_unit": 2,
-    "reqs_density_per_unit": 30,
-    "remove_latency": 120,
-    "pike_log_level": 1,
-}
 STORE = "pike.store"
 TABLE = "pike"
 
@@ -48,7 +42,7 @@ def _store(proc: ProcessState) -> KvStore:
 
 def check(proc: ProcessState, ip: str, now: float | None = None) -> int:
     """1 not flooding, -1 flooding (already known), -2 flooding detected now."""
-    p = _params.params(proc, MOD, DEFAULTS)
+    p = _params.params(proc, MOD)
     unit = max(1, int(p.get("sampling_time_unit") or 2))
     density = max(1, int(p.get("reqs_density_per_unit") or 30))
     latency = max(0, int(p.get("remove_latency") or 0))
@@ -119,4 +113,4 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
     TIMERS.call_later(10, purge)
 
 
-_params.register(MOD, DEFAULTS, after=_startup)
+_params.register(MOD, after=_startup)

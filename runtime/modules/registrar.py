@@ -13,65 +13,32 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import REQUEST_ROUTE
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
 from pykemi.runtime.sip.uri import parse_uri
-from pykemi.runtime.usrloc import DEFAULTS as UL_DEFAULTS
 from pykemi.runtime.usrloc import (
     Q_UNSPECIFIED,
     Contact,
     Store,
     StoreError,
     location_store,
+    matching_mode,
     method_allowed,
     methods_mask,
     new_ruid,
+    use_domain,
 )
-from pykemi.runtime.usrloc import params as _params
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MOD = "registrar"
 
-DEFAULTS: dict[str, Any] = {
-    "default_expires": 3600,
-    "default_expires_range": 0,
-    "expires_range": 0,
-    "min_expires": 60,
-    "max_expires": 0,
-    "default_q": -1,
-    "realm_prefix": "",
-    "append_branches": 1,
-    "case_sensitive": 0,
-    "received_avp": "",
-    "received_param": "received",
-    "max_contacts": 0,
-    "retry_after": 0,
-    "sock_flag": -1,
-    "sock_hdr_name": "",
-    "method_filtering": 0,
-    "use_path": 0,
-    "path_mode": 2,
-    "path_use_received": 0,
-    "path_check_local": 0,
-    "reg_callid_avp": "",
-    "xavp_cfg": "",
-    "xavp_rcd": "",
-    "gruu_enabled": 1,
-    "outbound_mode": 0,
-    "regid_mode": 0,
-    "flow_timer": 0,
-    "contact_max_size": 255,
-    "trust_received_flag": -1,
-    "use_expired_contacts": 0,
-    "event_callback": "",
-    "lookup_filter_mode": 0,
-    "expires_max_one": 0,
-}
 
 # save() flags
 SAVE_MEMORY_ONLY = 0x01
@@ -108,12 +75,8 @@ SAVED_REPLY = "registrar.reply"
 ULC = "registrar.ulc"
 
 
-def _p(ctx: MsgContext) -> dict[str, Any]:
-    return _params.params(ctx.proc, MOD, DEFAULTS)
-
-
-def _ul(ctx: MsgContext) -> dict[str, Any]:
-    return _params.params(ctx.proc, "usrloc", UL_DEFAULTS)
+def _p(ctx: MsgContext) -> Mapping[str, Any]:
+    return _params.params(ctx.proc, MOD)
 
 
 class RegError(Exception):
@@ -139,7 +102,7 @@ def aor_of(ctx: MsgContext, uri: str) -> str:
     prefix = str(p.get("realm_prefix") or "")
     if prefix and host.startswith(prefix.lower()) and len(host) > len(prefix):
         host = host[len(prefix) :]
-    if int(_ul(ctx).get("use_domain") or 0):
+    if use_domain(ctx.proc):
         aor = f"{user}@{host}" if user else host
     else:
         if not user:
@@ -213,7 +176,7 @@ def _apply_range(e: int, pct: int, flags: int) -> int:
     return random.randint(low, e)
 
 
-def _default_expires(p: dict[str, Any], flags: int) -> int:
+def _default_expires(p: Mapping[str, Any], flags: int) -> int:
     return _apply_range(
         int(p.get("default_expires") or 0), int(p.get("default_expires_range") or 0), flags
     )
@@ -410,7 +373,7 @@ def _do_save(ctx: MsgContext, table: str, flags: int, uri: str) -> tuple[int, li
             raise RegError(R_PARSE_CONT) from exc
         incoming.append((c, _expires_of(ctx, c, hdr_exp, flags), _q_of(ctx, c)))
     max_contacts = int(p.get("max_contacts") or 0)
-    mode = int(_ul(ctx).get("matching_mode") or 0)
+    mode = matching_mode(ctx.proc)
     socket = _socket_str(ctx)
     ua = ctx.msg.get("User-Agent") or ""
 
@@ -860,7 +823,7 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
     from pykemi.runtime.usrloc import STORE_KEY, setup
 
     if STORE_KEY not in router.proc.extra:
-        setup(router.proc, _params.collect(router.cfg.modparams, "usrloc", UL_DEFAULTS))
+        setup(router.proc)
 
 
-_params.register(MOD, DEFAULTS, after=_startup)
+_params.register(MOD, after=_startup)

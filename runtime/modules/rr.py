@@ -21,8 +21,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.modules.core import check_self
-from pykemi.runtime.modules.corex import param, register_params
 from pykemi.runtime.modules.textops import compile_re
 from pykemi.runtime.sip.message import Header
 from pykemi.runtime.sip.nameaddr import (
@@ -38,18 +38,7 @@ if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MODULE = "rr"
-DEFAULTS: dict[str, Any] = {
-    "enable_full_lr": 0,
-    "append_fromtag": 1,
-    "enable_double_rr": 1,
-    "add_username": 0,
-    "enable_socket_mismatch_warning": 1,
-    "custom_user_avp": "",
-    "force_send_socket": 0,
-    "ignore_sips": 0,
-    "sockname_mode": 0,
-}
-register_params(MODULE, DEFAULTS)
+_params.register(MODULE)
 
 RR_DRIVEN = 1
 NOT_RR_DRIVEN = -1
@@ -67,7 +56,7 @@ _DIRECTION = "rr.direction"
 
 
 def _p(ctx: MsgContext, name: str) -> Any:
-    return param(ctx, MODULE, DEFAULTS, name)
+    return _params.params(ctx.proc, MODULE)[name]
 
 
 # ---------------------------------------------------------------------------

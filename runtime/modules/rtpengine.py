@@ -11,50 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.modules.rtpproxy import unavailable
-from pykemi.runtime.usrloc import params as _params
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MOD = "rtpengine"
-DEFAULTS: dict[str, Any] = {
-    "rtpengine_sock": "",
-    "rtpengine_disable_tout": 60,
-    "aggressive_redetection": 1,
-    "rtpengine_tout_ms": 1000,
-    "rtpengine_allow_op": 0,
-    "queried_nodes_limit": 0,
-    "rtpengine_retr": 5,
-    "extra_id_pv": "",
-    "setid_avp": "",
-    "force_send_interface": "",
-    "read_sdp_pv": "",
-    "write_sdp_pv": "",
-    "rtp_inst_pvar": "",
-    "hash_table_size": 256,
-    "hash_table_tout": 3600,
-    "db_url": "",
-    "table_name": "rtpengine",
-    "setid_col": "setid",
-    "url_col": "url",
-    "weight_col": "weight",
-    "disabled_col": "disabled",
-    "setid_default": 0,
-    "media_duration": "",
-    "mos_min_pv": "",
-    "mos_max_pv": "",
-    "mos_average_pv": "",
-    "control_cmd_tos": -1,
-    "rtpengine_ping_mode": 1,
-    "rtpengine_ping_interval": 0,
-}
-MULTI = ("rtpengine_sock",)
+SOCKETS = "rtpengine_sock"  # the modparam listing the proxies
 
 
 def _media(name: str) -> Callable[..., int]:
     def fn(ctx: MsgContext, *args: Any) -> int:
-        return unavailable(MOD, ctx, name)
+        return unavailable(MOD, SOCKETS, ctx, name)
 
     fn.__name__ = name
     fn.__doc__ = "No RTP proxy available in pykemi: logs and returns -1."
@@ -91,4 +60,4 @@ def set_rtpengine_set2(ctx: MsgContext, r1: int, r2: int) -> int:
     return 1
 
 
-_params.register(MOD, DEFAULTS, MULTI)
+_params.register(MOD)

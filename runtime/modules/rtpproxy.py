@@ -12,33 +12,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
-from pykemi.runtime.usrloc import params as _params
+from pykemi.runtime.modules import params as _params
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MOD = "rtpproxy"
-DEFAULTS: dict[str, Any] = {
-    "rtpproxy_sock": "",
-    "rtpproxy_disable_tout": 60,
-    "rtpproxy_tout": 1000,
-    "rtpproxy_retr": 5,
-    "nortpproxy_str": "a=nortpproxy:yes",
-    "timeout_socket": "",
-    "ice_candidate_priority_avp": "",
-    "extra_id_pv": "",
-    "db_url": "",
-    "table_name": "rtpproxy",
-    "rtp_inst_pvar": "",
-    "rtpp_notify_socket": "",
-    "default_set": 0,
-    "rtpproxy_disable_tout_ms": 0,
-}
-MULTI = ("rtpproxy_sock",)
+SOCKETS = "rtpproxy_sock"  # the modparam listing the proxies
 
 
-def unavailable(module: str, ctx: MsgContext, what: str) -> int:
-    sockets = _params.params(ctx.proc, module, {}).get(f"{module}_sock") or []
+def unavailable(module: str, sockets_param: str, ctx: MsgContext, what: str) -> int:
+    sockets = _params.params(ctx.proc, module)[sockets_param]
     where = f" (configured: {', '.join(map(str, sockets))}; control protocol not supported)"
     klog.err(f"{module}: {what}: no RTP proxy available" + (where if sockets else ""), module)
     return -1
@@ -46,7 +30,7 @@ def unavailable(module: str, ctx: MsgContext, what: str) -> int:
 
 def _media(name: str) -> Callable[..., int]:
     def fn(ctx: MsgContext, *args: Any) -> int:
-        return unavailable(MOD, ctx, name)
+        return unavailable(MOD, SOCKETS, ctx, name)
 
     fn.__name__ = name
     fn.__doc__ = "No RTP proxy available in pykemi: logs and returns -1."
@@ -77,4 +61,4 @@ def set_rtpproxy_set(ctx: MsgContext, rset: int) -> int:
     return 1
 
 
-_params.register(MOD, DEFAULTS, MULTI)
+_params.register(MOD)

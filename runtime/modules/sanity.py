@@ -18,7 +18,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules.corex import param, register_params
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.message import _split_list
 from pykemi.runtime.sip.nameaddr import SipParseError, parse_name_addr, split_unquoted
 from pykemi.runtime.sip.uri import parse_uri
@@ -49,17 +49,7 @@ URI_FROM = 2
 URI_TO = 4
 URI_CONTACT = 8
 
-DEFAULT_CHECKS = 3047  # 1+2+4+32+64+128+256+512+2048
-DEFAULT_URI_CHECKS = 7
-
-DEFAULTS: dict[str, Any] = {
-    "default_checks": DEFAULT_CHECKS,
-    "uri_checks": DEFAULT_URI_CHECKS,
-    "proxy_require": "",
-    "autodrop": 1,
-    "noreply": 0,
-}
-register_params(MODULE, DEFAULTS)
+_params.register(MODULE)
 
 PASSED = 1
 FAILED = 0
@@ -70,7 +60,7 @@ _UINT_MAX = 4294967295
 
 
 def _p(ctx: MsgContext, name: str) -> Any:
-    return param(ctx, MODULE, DEFAULTS, name)
+    return _params.params(ctx.proc, MODULE)[name]
 
 
 class _Check:

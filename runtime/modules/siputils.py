@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules.corex import param, register_params
+from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.headers import header_key, is_token
 from pykemi.runtime.sip.message import _split_list  # comma split respecting quotes and <>
 from pykemi.runtime.sip.nameaddr import (
@@ -28,21 +28,11 @@ if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
 
 MODULE = "siputils"
-DEFAULTS: dict[str, Any] = {
-    "options_accept": "*/*",
-    "options_accept_encoding": "",
-    "options_accept_language": "en",
-    "options_support": "",
-    "contact_flds_separator": "*",
-    "rpid_prefix": "",
-    "rpid_suffix": ";party=calling;id-type=subscriber;screen=yes",
-    "rpid_avp": "$avp(s:rpid)",
-}
-register_params(MODULE, DEFAULTS)
+_params.register(MODULE)
 
 
 def _p(ctx: MsgContext, name: str) -> Any:
-    return param(ctx, MODULE, DEFAULTS, name)
+    return _params.params(ctx.proc, MODULE)[name]
 
 
 def _uri(text: str, what: str = "uri") -> SipUri | None:

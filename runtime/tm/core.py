@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import PROC_KEY, collect, spec_defaults
 from pykemi.runtime.core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
@@ -69,11 +70,9 @@ _SWEEP_EVERY = 5.0
 _CONSUMED = ("branches", "branch_dst", "branch_q")
 
 
-def _ms(value: Any, default: int) -> float:
-    try:
-        return max(0, int(value)) / 1000.0
-    except (TypeError, ValueError):
-        return default / 1000.0
+def _ms(value: int | str | None) -> float:
+    """A modparam in milliseconds, in seconds (negative values count as 0)."""
+    return max(0, int(value or 0)) / 1000.0
 
 
 class TM:
@@ -82,25 +81,25 @@ class TM:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.proc = router.proc
-        p: dict[str, Any] = dict(router.modparams.get("tm", {}))
-        self.params = p
-        self.fr = _ms(p.get("fr_timer"), 30000)
-        self.fr_inv = _ms(p.get("fr_inv_timer"), 120000)
-        self.t1 = _ms(p.get("retr_timer1"), 500) or 0.5
-        self.t2 = _ms(p.get("retr_timer2"), 4000) or 4.0
-        self.wt = _ms(p.get("wt_timer"), 5000)
-        self.max_inv = _ms(p.get("max_inv_lifetime"), 180000)
-        self.max_noninv = _ms(p.get("max_noninv_lifetime"), 32000)
-        self.auto_100 = bool(int(p.get("auto_inv_100", 1) or 0))
-        self.reason_100 = str(
-            p.get("auto_inv_100_reason") or "trying -- your call is important to us"
-        )
-        self.restart_fr_each = bool(int(p.get("restart_fr_on_each_reply", 1) or 0))
-        self.failure_reply_mode = int(p.get("failure_reply_mode", 0) or 0)
-        self.disable_6xx = bool(int(p.get("disable_6xx_block", 0) or 0))
-        self.e2e_reason = bool(int(p.get("e2e_cancel_reason", 1) or 0))
-        self.contacts_avp = str(p.get("contacts_avp") or "")
-        self.contact_flows_avp = str(p.get("contact_flows_avp") or "")
+        p = collect(router.cfg, ORIGIN, router.api)
+        spec = spec_defaults(ORIGIN, router.api)
+        router.proc.extra[PROC_KEY + ORIGIN] = self.params = p
+        self.fr = _ms(p["fr_timer"])
+        self.fr_inv = _ms(p["fr_inv_timer"])
+        # T1/T2 of 0 would retransmit in a busy loop: the spec's values instead
+        self.t1 = _ms(p["retr_timer1"]) or _ms(spec["retr_timer1"])
+        self.t2 = _ms(p["retr_timer2"]) or _ms(spec["retr_timer2"])
+        self.wt = _ms(p["wt_timer"])
+        self.max_inv = _ms(p["max_inv_lifetime"])
+        self.max_noninv = _ms(p["max_noninv_lifetime"])
+        self.auto_100 = bool(p["auto_inv_100"])
+        self.reason_100 = str(p["auto_inv_100_reason"] or spec["auto_inv_100_reason"])
+        self.restart_fr_each = bool(p["restart_fr_on_each_reply"])
+        self.failure_reply_mode = int(p["failure_reply_mode"])
+        self.disable_6xx = bool(p["disable_6xx_block"])
+        self.e2e_reason = bool(p["e2e_cancel_reason"])
+        self.contacts_avp = str(p["contacts_avp"])
+        self.contact_flows_avp = str(p["contact_flows_avp"])
         name = router.cfg.get("kemi.onsend_route_callback")
         onsend = str(name) if isinstance(name, str) and name else "ksr_onsend_route"
         self.onsend = "" if onsend == "none" else onsend

@@ -17,11 +17,12 @@ the usrloc modparams when the Router is built (before the workers fork):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.modules import params as _params
 
-from . import params as _params
 from .contact import (
     ALL_METHODS,
     Q_UNSPECIFIED,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_METHODS",
-    "DEFAULTS",
     "Q_UNSPECIFIED",
     "Contact",
     "MemoryStore",
@@ -47,81 +47,19 @@ __all__ = [
     "Store",
     "StoreError",
     "location_store",
+    "matching_mode",
     "method_allowed",
     "methods_mask",
     "new_ruid",
     "open_store",
     "sort_contacts",
+    "use_domain",
 ]
 
 STORE_KEY = "usrloc.store"
 
-# Kamailio usrloc modparams (accepted; the ones pykemi acts on are marked in spec/usrloc.yaml)
-DEFAULTS: dict[str, Any] = {
-    "db_url": "",
-    "db_mode": 0,
-    "timer_interval": 60,
-    "use_domain": 0,
-    "desc_time_order": 0,
-    "matching_mode": 0,
-    "cseq_delay": 20,
-    "nat_bflag": -1,
-    "preload": "",
-    "fetch_rows": 2000,
-    "hash_size": 10,
-    "db_update_as_insert": 0,
-    "db_check_update": 0,
-    "db_ops_ruid": 1,
-    "db_timer_clean": 0,
-    "timer_procs": 0,
-    "handle_lost_tcp": 0,
-    "close_expired_tcp": 0,
-    "skip_remote_socket": 0,
-    "expires_type": 0,
-    "db_raw_fetch_type": 0,
-    "db_insert_null": 0,
-    "server_id_filter": 0,
-    "rm_expired_delay": 0,
-    "version_table": 1,
-    "xavp_contact": "",
-    "load_rank": 0,
-    "db_clean_tcp": 0,
-    "ka_mode": 0,
-    "ka_filter": 0,
-    "ka_timeout": 0,
-    "ka_loglevel": 255,
-    "ka_logmsg": "",
-    "ka_domain": "",
-    "ka_method": "",
-    "ka_from": "",
-    "ruid_column": "ruid",
-    "user_column": "username",
-    "domain_column": "domain",
-    "contact_column": "contact",
-    "expires_column": "expires",
-    "q_column": "q",
-    "callid_column": "callid",
-    "cseq_column": "cseq",
-    "methods_column": "methods",
-    "flags_column": "flags",
-    "cflags_column": "cflags",
-    "user_agent_column": "user_agent",
-    "received_column": "received",
-    "path_column": "path",
-    "socket_column": "socket",
-    "instance_column": "instance",
-    "reg_id_column": "reg_id",
-    "server_id_column": "server_id",
-    "connection_id_column": "connection_id",
-    "keepalive_column": "keepalive",
-    "partition_column": "partition",
-    "last_modified_column": "last_modified",
-    "redis_prefix": "pykemi:ul",
-}
-MULTI = ("preload",)
 
-
-def open_store(values: dict[str, Any]) -> Store:
+def open_store(values: Mapping[str, Any]) -> Store:
     """The store the usrloc parameters ask for (see the module docstring)."""
     url = str(values.get("db_url") or "")
     mode = int(values.get("db_mode") or 0)
@@ -158,12 +96,12 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
     setup(router.proc, values)
 
 
-def setup(proc: ProcessState, values: dict[str, Any] | None = None) -> Store:
+def setup(proc: ProcessState, values: Mapping[str, Any] | None = None) -> Store:
     """Create this instance's store (before the fork) and its expiry timer."""
     from pykemi.runtime.core.timer import TIMERS
 
     if values is None:
-        values = _params.params(proc, "usrloc", DEFAULTS)
+        values = _params.params(proc, "usrloc")
     store = open_store(values)
     proc.extra[STORE_KEY] = store
     interval = max(1, int(values.get("timer_interval") or 60))
@@ -181,6 +119,17 @@ def setup(proc: ProcessState, values: dict[str, Any] | None = None) -> Store:
     return store
 
 
+def use_domain(proc: ProcessState) -> bool:
+    """Are AORs user@domain (modparam use_domain), or the user part alone?"""
+    return bool(_params.params(proc, "usrloc")["use_domain"])
+
+
+def matching_mode(proc: ProcessState) -> int:
+    """What identifies a contact of an AOR (modparam matching_mode): 0 its URI, 1 with the
+    Call-ID, 2 with the Path."""
+    return int(_params.params(proc, "usrloc")["matching_mode"])
+
+
 def location_store(proc: ProcessState) -> Store:
     store = proc.extra.get(STORE_KEY)
     if store is None:
@@ -190,4 +139,4 @@ def location_store(proc: ProcessState) -> Store:
     return store
 
 
-_params.register("usrloc", DEFAULTS, MULTI, after=_startup)
+_params.register("usrloc", after=_startup)
