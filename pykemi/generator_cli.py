@@ -20,6 +20,7 @@ from .codegen import extension as codegen_ext
 from .codegen import scaffold
 from .codegen.errors import SpecError, SpecErrors
 from .codegen.render import check_tree, write_tree
+from .progress import Progress
 from .runtime import extensions
 from .runtime.dispatch import Api
 
@@ -63,18 +64,21 @@ def _generate_extensions(args: argparse.Namespace, names: list[str]) -> int:
     if args.out is not None and len(infos) != 1:
         raise extensions.ExtensionError("--out with modules needs exactly one --extension NAME")
     known = codegen_ext.builtins()
+    progress = Progress("kemi generate", args.quiet)
     diffs: list[str] = []
     for info in infos:
         if args.check:
             target = args.out or extensions.tree_dir(info)
+            progress.step(f"comparing module '{info.name}' ({target}) with what its spec generates")
             files = render_module(info, known)
             diffs += [d for d in check_tree(target, files) if "stale file" not in d]
             continue
+        progress.step(f"module '{info.name}': {', '.join(p.name for p in info.specs)}")
         if args.out is not None:
             write_tree(args.out, render_module(info, known), prune=False)
             tree = args.out
         else:
-            tree = generate_module(info, known).out_dir
+            tree = generate_module(info, known, progress).out_dir
         if not args.quiet:
             doc = json.loads((tree / "api.json").read_text(encoding="utf-8"))
             count = sum(len(m["exports"]) for m in doc["modules"])
@@ -104,7 +108,9 @@ def render_module(
 
 
 def generate_module(
-    info: extensions.ExtensionInfo, known: codegen_ext.Builtins | None = None
+    info: extensions.ExtensionInfo,
+    known: codegen_ext.Builtins | None = None,
+    progress: Progress | None = None,
 ) -> extensions.Extension:
     """Render the module into its cache tree and compile its C sources: what the router
     then loads (pykemi.runtime.extensions.load)."""
@@ -112,5 +118,9 @@ def generate_module(
     tree = extensions.store(info, files)
     ext = extensions.Extension(info, Api(json.loads(files["api.json"])), tree)
     if info.c_sources:  # compile now: a compile error shows here, not at start-up
+        if progress is not None:
+            progress.step(
+                f"module '{info.name}': compiling {', '.join(p.name for p in info.c_sources)}"
+            )
         extensions.compile_c(ext)
     return ext

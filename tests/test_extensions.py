@@ -132,6 +132,9 @@ def test_generate_writes_extension_trees(venv: Venv) -> None:
             name, _, rest = line.removeprefix("extension ").partition(":")
             trees[name] = Path(rest.split("-> ")[1])
     assert set(trees) == {"hello", "hello_c"}, out
+    # progress on stderr, a line per step
+    assert "kemi generate: module 'hello': hello.yaml\n" in out
+    assert "kemi generate: module 'hello_c': compiling hello_c.c\n" in out
     for name, tree in trees.items():
         assert tree.is_relative_to(venv.cache), tree
         for rel in (
