@@ -131,10 +131,12 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     }
 
 
-def test_kemi_check_through_the_entry_point_imports_no_generator() -> None:
-    """``kemi check`` (pykemi.cli, the console script) as a user runs it: ``-X importtime``
-    lists every module the process imported."""
-    cfg = ROOT / "examples" / "stateless" / "kamailio-lua.cfg"
+@pytest.mark.parametrize(
+    "cfg", sorted((ROOT / "examples" / "stateless").glob("kamailio-*.cfg")), ids=lambda p: p.stem
+)
+def test_kemi_check_through_the_entry_point_imports_no_generator(cfg: Path) -> None:
+    """``kemi check`` (pykemi.cli, the console script) as a user runs it, in every engine:
+    ``-X importtime`` lists every module the process imported."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "pykemi.cli", "check", str(cfg)],
         capture_output=True, text=True, timeout=120, cwd=cfg.parent,
