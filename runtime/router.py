@@ -15,6 +15,7 @@ from typing import Any
 from ..kemi.contract import CORE_MODULE, DEFAULT_CAPACITY
 from ..kemi.model import ModParam as SpecParam
 from ..kemi.targets import ENGINE_TARGETS
+from . import extensions
 from .cdispatch import set_modparam_ints
 from .config.model import DEFAULT_LISTEN, Config, ModParam
 from .config.modparams import PROC_KEY, collect
@@ -182,8 +183,6 @@ class Router:
 
     def _load_extension(self, name: str) -> bool:
         """Load an installed out-of-tree module (runtime/extensions.py); False if none."""
-        from . import extensions
-
         ext = extensions.load(name)
         if ext is None:
             return False
