@@ -33,9 +33,11 @@ from pykemi.runtime.core.context import (
     TM_ONREPLY_ROUTE,
     Address,
     MsgContext,
+    ProcessState,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
 from pykemi.runtime.modules.sl import local_reply_address, reply_headers
+from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply
 from pykemi.runtime.sip.uri import parse_uri
@@ -68,6 +70,18 @@ REASONS = {
 _PREFERRED_4XX = frozenset((401, 407, 415, 420, 484))
 _SWEEP_EVERY = 5.0
 _CONSUMED = ("branches", "branch_dst", "branch_q")
+TM_KEY = "tm"  # proc.extra: the TM of this router instance (a Router init hook sets it)
+
+
+def get_tm(proc: ProcessState) -> TM | None:
+    tm = proc.extra.get(TM_KEY)
+    return tm if isinstance(tm, TM) else None
+
+
+def current(ctx: MsgContext) -> Transaction | None:
+    """The transaction of this context, if it has one."""
+    txn = ctx.extra.get(EXTRA_T)
+    return txn if isinstance(txn, Transaction) else None
 
 
 def _ms(value: int | str | None) -> float:
@@ -1117,8 +1131,6 @@ class TM:
     def uac_send(
         self, ctx: MsgContext, method: str, ruri: str, nexthop: str, hdrs: str, body: str
     ) -> int:
-        from pykemi.runtime.modules.hdr import parse_header_lines
-
         method = method.strip().upper()
         if not method or not ruri or method in ("ACK", "CANCEL"):
             log(L_ERR, "t_uac_send: bad method or R-URI", ORIGIN)

@@ -10,17 +10,12 @@ from pykemi.runtime.core.context import (
 )
 from pykemi.runtime.core.pv import PvSpec, PvValue, get_pv, register_pv
 
-from .core import EXTRA_BRANCH, EXTRA_T, REASONS
-from .transaction import Branch, Transaction
-
-
-def _txn(ctx: MsgContext) -> Transaction | None:
-    txn = ctx.extra.get(EXTRA_T)
-    return txn if isinstance(txn, Transaction) else None
+from .core import EXTRA_BRANCH, REASONS, current, get_tm
+from .transaction import Branch
 
 
 def _branch(ctx: MsgContext) -> Branch | None:
-    txn = _txn(ctx)
+    txn = current(ctx)
     idx = ctx.extra.get(EXTRA_BRANCH)
     if txn is None or not isinstance(idx, int) or not 0 <= idx < len(txn.branches):
         return None
@@ -34,7 +29,7 @@ def status_code(ctx: MsgContext) -> int:
     if ctx.route_type & (FAILURE_ROUTE | BRANCH_FAILURE_ROUTE):
         b = _branch(ctx)
         return b.final_code if b is not None else -1
-    txn = _txn(ctx)
+    txn = current(ctx)
     if txn is not None and txn.status:
         return txn.status
     return int(ctx.replied) if ctx.replied else -1
@@ -50,7 +45,7 @@ def status_reason(ctx: MsgContext) -> str | None:
         if b.reply is not None:
             return str(b.reply.reason)
         return REASONS.get(b.final_code, "")
-    txn = _txn(ctx)
+    txn = current(ctx)
     return txn.status_reason if txn is not None and txn.status else None
 
 
@@ -65,7 +60,7 @@ def _branch_idx(ctx: MsgContext) -> PvValue:
 
 
 def _reply_last(ctx: MsgContext) -> PvValue:
-    txn = _txn(ctx)
+    txn = current(ctx)
     return txn.last_received if txn is not None else 0
 
 
@@ -85,15 +80,13 @@ def _t_rpl(ctx: MsgContext, spec: PvSpec) -> PvValue:
 
 
 def _t_req(ctx: MsgContext, spec: PvSpec) -> PvValue:
-    txn = _txn(ctx)
+    txn = current(ctx)
     if txn is None:
         return None
     return get_pv(txn.ctx, spec.inner or "")
 
 
 def _t_inv(ctx: MsgContext, spec: PvSpec) -> PvValue:
-    from . import get_tm
-
     tm = get_tm(ctx.proc)
     inv = None if tm is None else tm.invite_for_cancel(ctx)
     return None if inv is None else get_pv(inv.ctx, spec.inner or "")
@@ -101,7 +94,7 @@ def _t_inv(ctx: MsgContext, spec: PvSpec) -> PvValue:
 
 def _t_attr(ctx: MsgContext, spec: PvSpec) -> PvValue:
     name = (spec.inner or "").strip()
-    txn = _txn(ctx)
+    txn = current(ctx)
     if name in ("id_index", "id_label", "id_index_n", "id_label_n"):
         if txn is None:
             return None
