@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.timer import TIMERS
 from pykemi.runtime.modules import params as _params
 
 from .contact import (
@@ -98,8 +99,6 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
 
 def setup(proc: ProcessState, values: Mapping[str, Any] | None = None) -> Store:
     """Create this instance's store (before the fork) and its expiry timer."""
-    from pykemi.runtime.core.timer import TIMERS
-
     if values is None:
         values = _params.params(proc, "usrloc")
     store = open_store(values)
