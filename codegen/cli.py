@@ -10,7 +10,7 @@ from pathlib import Path
 from pykemi import checkout
 from pykemi.progress import Progress
 
-from .errors import SpecError, SpecErrors
+from ..kemi.errors import SpecError, SpecErrors
 from .generate import ROOT, check, generate, load
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import SpecError
+from ..kemi.contract import RESERVED_SUBMODULES
+from ..kemi.errors import SpecError
+from ..kemi.targets import TARGETS
 from .extension import builtins
-from .names import RESERVED
-from .validate import RESERVED_SUBMODULES
 
 TEMPLATES = Path(__file__).resolve().parent / "scaffold_templates"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -48,7 +48,7 @@ def check_name(name: str) -> None:
         )
     if keyword.iskeyword(name) or name in RESERVED_SUBMODULES:
         raise ScaffoldError(f"invalid module name {name!r}: it is a reserved word")
-    clashes = sorted(lang for lang, words in RESERVED.items() if name in words)
+    clashes = sorted(lang for lang, t in TARGETS.items() if name in t.reserved)
     if clashes:
         raise ScaffoldError(
             f"invalid module name {name!r}: reserved in {', '.join(clashes)}; choose another"

@@ -18,9 +18,8 @@ import black
 import pytest
 
 from pykemi.codegen.generate import ROOT, check, load, render_all
-from pykemi.codegen.models import Spec
-from pykemi.codegen.names import RESERVED, escape
 from pykemi.codegen.spec import load_spec
+from pykemi.kemi import TARGETS, Spec
 
 GENERATED = ROOT / "generated"
 KEYWORDS = Path(__file__).resolve().parent / "fixtures" / "keywords"
@@ -138,7 +137,9 @@ def _expected_sources(rel: str, spec: Spec) -> str:
         return all_specs
     if rel.startswith("python/KSR/") and stem != "x":
         sub = "" if stem == "__init__" else stem
-        found = sorted({e.spec_file for e in spec.exports if escape(e.submodule, "python") == sub})
+        found = sorted(
+            {e.spec_file for e in spec.exports if TARGETS["python"].escape(e.submodule) == sub}
+        )
         return ", ".join(found) or "(core)"
     return "(no spec)"  # engine files: lua/_kemi_prelude.lua, python/KSR/x.py(i)
 
@@ -255,7 +256,7 @@ def test_keyword_fixture_uses_reserved_words(kw_spec: Spec) -> None:
     assert [e.name for e in kw_spec.exports] == KW_EXPORTS
     assert {p.name for e in kw_spec.exports for p in e.params} == KW_PARAMS
     for name in ("end", "import", "function", "class", "local"):
-        assert any(name in words for words in RESERVED.values()), name
+        assert any(name in t.reserved for t in TARGETS.values()), name
 
 
 EXPECTED_DEFS: dict[str, list[str]] = {
@@ -311,11 +312,11 @@ def test_keyword_names_are_escaped(rel: str, kw_files: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("lang", ["python", "lua", "js", "ruby", "sqlang"])
 def test_keyword_escaping_follows_names_table(lang: str, kw_spec: Spec) -> None:
-    """The expectations above agree with codegen.names (escape = reserved word + '_')."""
+    """The expectations above agree with the Targets (escape = reserved word + '_')."""
     for e in kw_spec.exports:
-        esc = escape(e.name, lang)
-        assert esc == (e.name + "_" if e.name in RESERVED[lang] else e.name)
-        assert esc not in RESERVED[lang]
+        esc = TARGETS[lang].escape(e.name)
+        assert esc == (e.name + "_" if e.name in TARGETS[lang].reserved else e.name)
+        assert esc not in TARGETS[lang].reserved
 
 
 def test_keyword_docs_keep_the_kemi_names(kw_files: dict[str, str]) -> None:

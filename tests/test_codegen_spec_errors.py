@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pykemi.codegen.errors import SpecError, SpecErrors
 from pykemi.codegen.spec import load_spec
+from pykemi.kemi.errors import SpecError, SpecErrors
 
 ROOT = Path(__file__).resolve().parent.parent
 BADSPEC = Path(__file__).resolve().parent / "fixtures" / "badspec"
@@ -132,13 +132,15 @@ def test_all_bad_files_at_once_report_each_file() -> None:
 
 
 def test_cli_reports_invalid_spec() -> None:
-    """``kemi generate --check --spec DIR`` exits 2 and prints the errors (paths from the root)."""
+    """``kemi generate --check -q --spec DIR`` exits 2 and prints the errors (paths from the
+    root), even when quiet."""
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "pykemi.codegen.cli",
             "--check",
+            "-q",  # no progress lines: stderr is exactly the errors
             "--spec",
             str(BADSPEC / "duplicate_export"),
         ],

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from pykemi.codegen.generate import ROOT, load
-from pykemi.codegen.models import Spec
+from pykemi.kemi import Spec
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 LANGS = ["Lua", "Python", "JavaScript", "Ruby", "Squirrel", "C"]

@@ -35,10 +35,10 @@ from typing import Any
 import pytest
 
 from pykemi.codegen.generate import ROOT
-from pykemi.codegen.names import escape
 from pykemi.codegen.render import environment, write_tree
 from pykemi.codegen.spec import load_spec
 from pykemi.codegen.targets import TARGETS
+from pykemi.kemi.targets import TARGETS as LANGS
 
 GENERATED = ROOT / "generated"
 KEYWORDS = Path(__file__).resolve().parent / "fixtures" / "keywords"
@@ -222,7 +222,7 @@ def test_lua_module_installs_every_export(version: str, case: tuple[str, str]) -
 
     by_sub: dict[str, set[str]] = {}
     for fn in fns:
-        by_sub.setdefault(fn.submodule, set()).add(escape(fn.name, "lua"))
+        by_sub.setdefault(fn.submodule, set()).add(LANGS["lua"].escape(fn.name))
     for sub, members in by_sub.items():
         table = ksr if sub == "" else ksr[sub.encode()]
         assert lua_type(table) == b"table", f"{version}: KSR.{sub} missing"
@@ -231,7 +231,7 @@ def test_lua_module_installs_every_export(version: str, case: tuple[str, str]) -
 
     for fn in fns:
         table = ksr if fn.submodule == "" else ksr[fn.submodule.encode()]
-        f = table[escape(fn.name, "lua").encode()]
+        f = table[LANGS["lua"].escape(fn.name).encode()]
         slot = BASE + fn.index
         assert sigs[slot][0] == fn.ksr_name.encode()
         assert sigs[slot][2] == fn.letters.encode()
@@ -278,7 +278,7 @@ def test_lua_shims_with_real_prelude(version: str, which: str) -> None:
         for fn in _functions(which, module):
             table = ksr if fn.submodule == "" else ksr[fn.submodule.encode()]
             calls.clear()
-            table[escape(fn.name, "lua").encode()](*[_b(v) for v in fn.wrong_args()])
+            table[LANGS["lua"].escape(fn.name).encode()](*[_b(v) for v in fn.wrong_args()])
             # the prelude converts "7" -> 7 for int and 0 -> "0" for str
             expected = [int(v) if t == "int" else str(v).encode() for v, t in
                         zip(fn.wrong_args(), fn.ptypes, strict=True)]  # fmt: skip
@@ -320,7 +320,7 @@ def test_js_module_installs_every_export(case: tuple[str, str]) -> None:
     listing: dict[str, list[str]] = json.loads(ctx.eval(_js_listing()))
     expected: dict[str, set[str]] = {}
     for fn in fns:
-        member = escape(fn.name, "js")
+        member = LANGS["js"].escape(fn.name)
         expected.setdefault(fn.submodule, set()).add(
             member if fn.submodule == "" else member + ":function"
         )
@@ -331,7 +331,7 @@ def test_js_module_installs_every_export(case: tuple[str, str]) -> None:
         slot = BASE + fn.index
         assert sigs[str(slot)][0] == fn.ksr_name and sigs[str(slot)][2] == fn.letters
         path = "KSR" + (f"[{json.dumps(fn.submodule)}]" if fn.submodule else "")
-        member = json.dumps(escape(fn.name, "js"))
+        member = json.dumps(LANGS["js"].escape(fn.name))
         for args in (fn.args(), fn.wrong_args()) if fn.ptypes else (fn.args(),):
             ctx.eval("calls = []; checks = [];")
             assert ctx.eval(f"{path}[{member}].apply(null, {json.dumps(args)})") == 1
@@ -432,7 +432,7 @@ def _ruby_run(which: str, module: str, wrong: bool) -> None:
         )
     for fn in fns:
         args = fn.wrong_args() if wrong else fn.args()
-        call = f"{_ruby_mod(fn.submodule)}.{escape(fn.name, 'ruby')}"
+        call = f"{_ruby_mod(fn.submodule)}.{LANGS['ruby'].escape(fn.name)}"
         lines.append("KSR::CALLS.clear; KSR::CHECKS.clear")
         lines.append(
             f"out['results'] << [{call}(*JSON.parse({json.dumps(json.dumps(args))})),"
@@ -450,7 +450,7 @@ def _ruby_run(which: str, module: str, wrong: bool) -> None:
     out = json.loads(proc.stdout)
     expected: dict[str, list[str]] = {}
     for fn in fns:
-        expected.setdefault(fn.submodule, []).append(escape(fn.name, "ruby"))
+        expected.setdefault(fn.submodule, []).append(LANGS["ruby"].escape(fn.name))
     assert out["methods"] == {k: sorted(v) for k, v in expected.items()}
     for fn, (ret, calls, checks) in zip(fns, out["results"], strict=True):
         slot = BASE + fn.index
@@ -513,7 +513,7 @@ def test_squirrel_module_installs_every_export(case: tuple[str, str]) -> None:
     vm.execute((_set_dir(which) / f"sqlang/{module}.nut").read_text(encoding="utf-8"))
     expected: dict[str, set[str]] = {}
     for fn in fns:
-        expected.setdefault(fn.submodule, set()).add(escape(fn.name, "sqlang"))
+        expected.setdefault(fn.submodule, set()).add(LANGS["sqlang"].escape(fn.name))
     for sub, members in expected.items():
         table = "::KSR" + (f"[{json.dumps(sub)}]" if sub else "")
         listing = vm.execute(
@@ -525,7 +525,7 @@ def test_squirrel_module_installs_every_export(case: tuple[str, str]) -> None:
         slot = BASE + fn.index
         assert sigs[slot][0] == fn.ksr_name and sigs[slot][2] == fn.letters
         path = "::KSR" + (f"[{json.dumps(fn.submodule)}]" if fn.submodule else "")
-        member = json.dumps(escape(fn.name, "sqlang"))
+        member = json.dumps(LANGS["sqlang"].escape(fn.name))
         for args in (fn.args(), fn.wrong_args()) if fn.ptypes else (fn.args(),):
             calls.clear()
             checks.clear()
@@ -618,8 +618,8 @@ def test_python_ksr_package_imports(which: str, monkeypatch: pytest.MonkeyPatch)
         for fn in _functions(which, module):
             owner: ModuleType = ksr
             if fn.submodule:
-                owner = importlib.import_module("KSR." + escape(fn.submodule, "python"))
-            f = getattr(owner, escape(fn.name, "python"))
+                owner = importlib.import_module("KSR." + LANGS["python"].escape(fn.submodule))
+            f = getattr(owner, LANGS["python"].escape(fn.name))
             assert f.__qualname__ == fn.ksr_name
             slot = bases[module] + fn.index
             for args in (fn.args(), fn.wrong_args()) if fn.ptypes else (fn.args(),):
