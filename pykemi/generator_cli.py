@@ -18,8 +18,8 @@ from typing import Any
 from .codegen import cli as codegen_cli
 from .codegen import extension as codegen_ext
 from .codegen import scaffold
-from .codegen.errors import SpecError, SpecErrors
 from .codegen.render import check_tree, write_tree
+from .kemi.errors import SpecError, SpecErrors
 from .progress import Progress
 from .runtime import extensions
 from .runtime.dispatch import Api
