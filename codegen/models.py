@@ -11,20 +11,6 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..kemi.contract import MAX_PARAMS, ParamType, RetType
-from ..kemi.model import Export, ModParam, Module, Param, Spec
-
-__all__ = [
-    "Export",
-    "ExportSpec",
-    "ImplSpec",
-    "ModParam",
-    "ModParamSpec",
-    "Module",
-    "ModuleSpec",
-    "Param",
-    "ParamSpec",
-    "Spec",
-]
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SubmoduleName = Annotated[str, StringConstraints(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")]
