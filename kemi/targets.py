@@ -21,7 +21,6 @@ class Target:
     # cfgengine identifier -> loadmodule names that provide it (the first is Kamailio's)
     engines: Mapping[str, tuple[str, ...]]
     engine_factory: str  # "module.path:Class" of the runtime's Engine (imported by the router)
-    host_strings: str  # how the engine hands strings to the host: "str" or "bytes"
     reserved: frozenset[str]  # words escaped with a trailing "_" in member and param names
     types: Mapping[str, str]  # spec type -> the language's annotation (stubs, docs)
     arg_checks: Mapping[str, str]  # param type -> shim's fast check of argument "{a}"
@@ -93,7 +92,6 @@ LUA = Target(
     name="lua", title="Lua",
     engines={"lua": ("app_lua",)},
     engine_factory="pykemi.runtime.engines.lua:LuaEngine",
-    host_strings="bytes",
     reserved=_words(
         "and break do else elseif end false for function goto if in local nil not or repeat "
         "return then true until while"
@@ -114,7 +112,6 @@ PYTHON = Target(
         "python3": ("app_python3", "app_python", "app_python3s"),
     },
     engine_factory="pykemi.runtime.engines.python:PythonEngine",
-    host_strings="str",
     reserved=frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) - {"_"},
     types={"int": "int", "str": "str", "long": "int", "bool": "bool",
            "xval": "str | int | None", "none": "None"},
@@ -130,7 +127,6 @@ JS = Target(
     name="js", title="JavaScript",
     engines={"jsdt": ("app_jsdt",)},
     engine_factory="pykemi.runtime.engines.js:JsEngine",
-    host_strings="bytes",
     reserved=_words(
         "await break case catch class const continue debugger default delete do else enum export "
         "extends false finally for function if implements import in instanceof interface let new "
@@ -151,7 +147,6 @@ RUBY = Target(
     name="ruby", title="Ruby",
     engines={"ruby": ("app_ruby",)},
     engine_factory="pykemi.runtime.engines.ruby:RubyEngine",
-    host_strings="bytes",
     reserved=_words(
         "BEGIN END alias and begin break case class def defined do else elsif end ensure false "
         "for if in module next nil not or redo rescue retry return self super then true undef "
@@ -172,7 +167,6 @@ SQLANG = Target(
     name="sqlang", title="Squirrel",
     engines={"sqlang": ("app_sqlang",)},
     engine_factory="pykemi.runtime.engines.sqlang:SqlangEngine",
-    host_strings="bytes",
     reserved=_words(
         "base break case catch class clone continue const default delete else enum extends for "
         "foreach function if in local null resume return switch this throw try typeof while "
