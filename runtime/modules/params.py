@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime import router as _router
 from pykemi.runtime.config.modparams import PROC_KEY, collect, values
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ def register(module: str, after: Callable[[Any, dict[str, Any]], None] | None = 
     then call ``after(router, values)`` when the module is loaded (startup work)."""
     if module in HOOKS:
         return
-    from pykemi.runtime import router as _router
 
     def hook(r: Any) -> None:
         loaded = collect(r.cfg, module, r.api)
