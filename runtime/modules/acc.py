@@ -163,7 +163,7 @@ def log_record(ctx: MsgContext, text: str, rec: Record) -> int:
         name, value = tattrs[0]
         head += f";{name}={value:.3f}" if isinstance(value, float) else f";{name}={value}"
     body = "".join(f";{k}={'' if v is None else v}" for k, v in pairs)
-    klog.log(int(p.get("log_level", 1)), head + body, ORIGIN)
+    klog.log(int(p["log_level"]), head + body, ORIGIN)
     return 1
 
 

@@ -115,7 +115,7 @@ def nat_uac_test(ctx: MsgContext, flags: int) -> int:
     the source port; 256 SDP address differs from the source IP; 512 Contact
     host differs from the source IP.
     """
-    mode = int(_p(ctx).get("nat_addr_mode", 1))
+    mode = int(_p(ctx)["nat_addr_mode"])
     msg = ctx.msg
     try:
         via = msg.top_via
@@ -148,7 +148,7 @@ def nat_uac_test(ctx: MsgContext, flags: int) -> int:
 
 def is_rfc1918(ctx: MsgContext, address: str) -> int:
     """1 for an RFC 1918 (or RFC 6598) address, else -1."""
-    return 1 if private_ip(address, int(_p(ctx).get("nat_addr_mode", 1))) else -1
+    return 1 if private_ip(address, int(_p(ctx)["nat_addr_mode"])) else -1
 
 
 # ---------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def check(proc: ProcessState, ip: str, now: float | None = None) -> int:
         return 1  # as Kamailio: an internal error does not block
     rc = out[0] if out else 1
     if rc == -2:
-        level = int(p.get("pike_log_level", 1))
+        level = int(p["pike_log_level"])
         klog.log(level, f"PIKE - BLOCKing ip {ip}", MOD)
     return rc
 

@@ -201,7 +201,7 @@ def _q_of(ctx: MsgContext, c: NameAddr) -> float:
         return float(override)
     raw = get_param(c.params, "q")
     if raw is None:
-        dq = int(_p(ctx).get("default_q", -1))
+        dq = int(_p(ctx)["default_q"])
         return Q_UNSPECIFIED if dq < 0 else min(dq, 1000) / 1000.0
     try:
         q = float(raw)
@@ -228,7 +228,7 @@ def _path_of(ctx: MsgContext) -> tuple[str, str]:
     if not values:
         return "", ""
     path = ",".join(v.strip() for v in values)
-    if int(p.get("path_mode", 2)) == 2 and not _supports_path(ctx):
+    if int(p["path_mode"]) == 2 and not _supports_path(ctx):
         raise RegError(R_PATH_UNSUP)
     received = ""
     if int(p.get("path_use_received") or 0):
@@ -319,7 +319,7 @@ def _save(ctx: MsgContext, table: str, flags: int, uri: str) -> int:
     if contacts:
         headers.append("Contact: " + _contact_header(ctx, contacts, now))
     p = _p(ctx)
-    if path and int(p.get("path_mode", 2)) != 0 and _supports_path(ctx):
+    if path and int(p["path_mode"]) != 0 and _supports_path(ctx):
         headers.extend(f"Path: {v}" for v in msg.get_all("Path"))
     _send(ctx, 200, headers, noreply)
     return rc
@@ -418,7 +418,7 @@ def _do_save(ctx: MsgContext, table: str, flags: int, uri: str) -> tuple[int, li
                 methods=methods,
                 instance=(
                     (get_param(c.params, "+sip.instance") or "")
-                    if int(p.get("gruu_enabled", 1))
+                    if int(p["gruu_enabled"])
                     else ""
                 ),
                 reg_id=_int(get_param(c.params, "reg-id")),
@@ -608,7 +608,7 @@ def _lookup(ctx: MsgContext, table: str, uri: str, to_dset: bool = False) -> int
             _add_branch(ctx, c)
         return 1
     _set_main(ctx, found[0])
-    if int(_p(ctx).get("append_branches", 1)):
+    if int(_p(ctx)["append_branches"]):
         for c in found[1:]:
             _add_branch(ctx, c)
     return 1
