@@ -36,6 +36,16 @@ def _module(module: str, api: Api | None) -> Module:
     return info
 
 
+def _unset(module: str, api: Api | None) -> dict[str, Any]:
+    """The values before any modparam line: the defaults; an empty list for repeatable ones."""
+    return {p.name: [] if p.multi else p.default for p in _module(module, api).params}
+
+
+@cache
+def _builtin_unset(module: str) -> Mapping[str, Any]:
+    return _unset(module, None)
+
+
 @cache
 def _builtin_defaults(module: str) -> Mapping[str, int | str | None]:
     return _module(module, None).defaults()
@@ -56,7 +66,7 @@ def collect(cfg: Config, module: str, api: Api | None = None) -> dict[str, Any]:
     given as strings are converted (the Router has already rejected non-integers).
     """
     declared = {p.name: p for p in _module(module, api).params}
-    values: dict[str, Any] = {p.name: [] if p.multi else p.default for p in declared.values()}
+    values = _unset(module, api)
     for mp in cfg.modparams_for(module):
         p = declared.get(mp.name)
         if p is None:
@@ -74,8 +84,14 @@ def collect(cfg: Config, module: str, api: Api | None = None) -> dict[str, Any]:
     return values
 
 
+def or_default(values: Mapping[str, Any], module: str, name: str) -> Any:
+    """``values[name]``, or the built-in spec's default where the value is 0 or empty (which
+    the module cannot use)."""
+    return values[name] or _builtin_defaults(module)[name]
+
+
 def values(proc: ProcessState, module: str) -> Mapping[str, Any]:
     """The module's parameters as the Router loaded them, else (no Router: unit use) the
-    built-in spec defaults. Read only."""
+    built-in spec's values for a cfg without modparams. Read only."""
     loaded: Mapping[str, Any] | None = proc.extra.get(PROC_KEY + module)
-    return _builtin_defaults(module) if loaded is None else loaded
+    return _builtin_unset(module) if loaded is None else loaded

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import column, insert, table
 
 import pykemi.runtime.tm  # noqa: F401 - registers tm's Router hook before ours (wrapping order)
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.db.engine import DbError, module_db
 from pykemi.runtime.db.url import DbUrlError
@@ -127,17 +128,17 @@ def _extra_values(ctx: MsgContext, extra: list[tuple[str, str]]) -> list[tuple[s
 
 def _time_attrs(p: Mapping[str, Any], when: float, for_db: bool) -> list[tuple[str, Any]]:
     mode = int(p.get("time_mode") or 0)
-    attr = str(p.get("time_attr") or "time_attr")
+    attr = str(or_default(p, "acc", "time_attr"))
     if mode == 1:
         usec = round((when - int(when)) * 1_000_000) % 1_000_000
         if for_db:
-            return [(attr, int(when)), (str(p.get("time_exten") or "time_exten"), usec)]
-        return [(str(p.get("time_exten") or "time_exten"), usec)]
+            return [(attr, int(when)), (str(or_default(p, "acc", "time_exten")), usec)]
+        return [(str(or_default(p, "acc", "time_exten")), usec)]
     if mode == 2:
         return [(attr, round(when, 3) if not for_db else when)]
     if mode in (3, 4):
         t = time.localtime(when) if mode == 3 else time.gmtime(when)
-        return [(attr, time.strftime(str(p.get("time_format") or "%Y-%m-%d %H:%M:%S"), t))]
+        return [(attr, time.strftime(str(or_default(p, "acc", "time_format")), t))]
     return []
 
 

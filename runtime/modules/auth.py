@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import spec_defaults
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.modules.auth_nonce import (
@@ -138,13 +138,12 @@ def _secret(proc: ProcessState) -> bytes:
 
 def _make_tables(p: Mapping[str, Any]) -> NonceTables:
     """The shared nonce id / nc / one-time tables sized by the modparams (0 = feature off)."""
-    spec = spec_defaults("auth")
-    nc_size = int(p["nc_array_size"] or spec["nc_array_size"] or 0)
-    otn_size = int(p["otn_in_flight_no"] or spec["otn_in_flight_no"] or 0)
+    nc_size = int(or_default(p, "auth", "nc_array_size"))
+    otn_size = int(or_default(p, "auth", "otn_in_flight_no"))
     nc = nc_size, int(p.get("nc_array_order") or 0)
     otn = otn_size, int(p.get("otn_in_flight_order") or 0)
     return NonceTables(
-        int(p.get("nid_pool_no") or 1),
+        int(or_default(p, "auth", "nid_pool_no")),
         table_size(*nc) if p.get("nonce_count") else 0,
         table_size(*otn) if p.get("one_time_nonce") else 0,
     )
@@ -262,7 +261,7 @@ def _binding(ctx: MsgContext, checks: int) -> bytes:
 def new_nonce(proc: ProcessState, now: float | None = None, ctx: MsgContext | None = None) -> str:
     """A nonce valid nonce_expire seconds, tracked and bound to ``ctx`` as configured."""
     t = int(time.time() if now is None else now)
-    expires = t + int(params(proc).get("nonce_expire") or 300)
+    expires = t + int(or_default(params(proc), "auth", "nonce_expire"))
     signed = _HEAD.pack(t & 0xFFFFFFFF, expires & 0xFFFFFFFF)
     tables = nonce_tables(proc)
     if tables.enabled:
@@ -659,7 +658,7 @@ def _challenge_to_avp(ctx: MsgContext, realm: str, flags: int, cred: Credentials
 
     qop = "auth-int" if flags & FLAG_HDRQOPAUTHINT else ("auth" if flags & FLAG_HDRQOPAUTH else "")
     hf = challenge_header(ctx, realm, qop, cred is not None and cred.stale, _hdr_for(ctx))
-    attr = str(params(ctx.proc).get("challenge_attr") or "$digest_challenge")
+    attr = str(or_default(params(ctx.proc), "auth", "challenge_attr"))
     name = attr if attr.startswith("$avp(") else f"$avp({attr.lstrip('$')})"
     if not set_pv(ctx, name, hf):
         klog.err(f"error while creating attribute {attr} with challenge", ORIGIN)

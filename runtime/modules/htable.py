@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.regex import compile_logged
 from pykemi.runtime.modules import params as _params
@@ -557,7 +558,7 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
         state = setup(router.proc, values)
     except ValueError as exc:
         raise StartupError(f"htable: {exc}") from exc
-    interval = max(1, int(values.get("timer_interval") or 20))
+    interval = max(1, int(or_default(values, MOD, "timer_interval")))
 
     def purge() -> None:
         try:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.message import Header, _split_list
@@ -204,7 +205,7 @@ def _set_alias(ctx: MsgContext, ip: str, port: int, proto: str, trim: bool) -> i
         u = parse_uri(values[0].uri)
     except SipParseError:
         return -1
-    name = str(_p(ctx).get("alias_name") or "alias")
+    name = str(or_default(_p(ctx), MOD, "alias_name"))
     if trim:
         u.params = {k: v for k, v in u.params.items() if k.lower() != name}
     elif any(k.lower() == name for k in u.params):
@@ -269,7 +270,7 @@ def handle_ruri_alias_mode(ctx: MsgContext, mode: int) -> int:
     """
     if not ctx.msg.is_request:
         return -1
-    name = str(_p(ctx).get("alias_name") or "alias")
+    name = str(or_default(_p(ctx), MOD, "alias_name"))
     try:
         u = parse_uri(ctx.ruri)
     except SipParseError:
@@ -299,7 +300,7 @@ def set_alias_to_pv(ctx: MsgContext, uri_avp: str) -> int:
     u = _contact_uri(ctx)
     if u is None:
         return -1
-    name = str(_p(ctx).get("alias_name") or "alias")
+    name = str(or_default(_p(ctx), MOD, "alias_name"))
     raw = next((v for k, v in u.params.items() if k.lower() == name), None)
     du = _parse_alias(str(raw or ""))
     if du is None:

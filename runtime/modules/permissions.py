@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.regex import Regex, RegexError, compile_pattern
 from pykemi.runtime.db.engine import Database, DbError, dispose_all, module_db
@@ -129,7 +130,7 @@ def load_address(db: Database, p: Mapping[str, Any]) -> AddressTable:
     t = table(str(p["address_table"]), *(column(c) for c in cols))
     rows = db.fetch_all(select(*(t.c[c] for c in cols)))
     out = AddressTable()
-    max_subnets = int(p.get("max_subnets") or 512)
+    max_subnets = int(or_default(p, "permissions", "max_subnets"))
     for r in rows:
         grp, ip_text, mask, port, tag = tuple(r)
         ip_text = str(ip_text or "").strip()

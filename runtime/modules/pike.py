@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, SqliteKv
@@ -43,8 +44,8 @@ def _store(proc: ProcessState) -> KvStore:
 def check(proc: ProcessState, ip: str, now: float | None = None) -> int:
     """1 not flooding, -1 flooding (already known), -2 flooding detected now."""
     p = _params.params(proc, MOD)
-    unit = max(1, int(p.get("sampling_time_unit") or 2))
-    density = max(1, int(p.get("reqs_density_per_unit") or 30))
+    unit = max(1, int(or_default(p, MOD, "sampling_time_unit")))
+    density = max(1, int(or_default(p, MOD, "reqs_density_per_unit")))
     latency = max(0, int(p.get("remove_latency") or 0))
     t = time.time() if now is None else now
     slot = int(t // unit)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.timer import TIMERS
 from pykemi.runtime.modules import params as _params
@@ -65,7 +66,7 @@ def open_store(values: Mapping[str, Any]) -> Store:
     url = str(values.get("db_url") or "")
     mode = int(values.get("db_mode") or 0)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStore(url, prefix=str(values.get("redis_prefix") or "pykemi:ul"))
+        return RedisStore(url, prefix=str(or_default(values, "usrloc", "redis_prefix")))
     if url and mode > 0:
         adapter = db_adapter(url)
         if adapter is not None:
@@ -103,7 +104,7 @@ def setup(proc: ProcessState, values: Mapping[str, Any] | None = None) -> Store:
         values = _params.params(proc, "usrloc")
     store = open_store(values)
     proc.extra[STORE_KEY] = store
-    interval = max(1, int(values.get("timer_interval") or 60))
+    interval = max(1, int(or_default(values, "usrloc", "timer_interval")))
 
     def purge() -> None:
         try:
