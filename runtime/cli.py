@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pykemi import checkout
+
 from . import cmdline
 from .config import ConfigError, load_config
 from .config.model import DEFAULT_LISTEN
@@ -32,6 +34,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    if checkout() is None:  # an installed wheel: never write below site-packages
+        print(
+            "kemi build: pykemi is installed, not run from its checkout: its C dispatch "
+            "extension was compiled when the wheel was built; nothing to do",
+            file=sys.stderr,
+        )
+        return 2
     from .dispatch_build import build_inplace
 
     print(build_inplace(verbose=args.verbose))
