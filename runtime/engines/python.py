@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import keyword
 import signal
 import sys
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...kemi.targets import TARGETS
 from ..core.context import MsgContext
 from ..core.log import L_DBG, log
 from ..dispatch import GENERATED
@@ -245,8 +245,9 @@ def _takes_msg(fn: Callable[..., Any]) -> bool:
 
 
 def _py_name(sub: str) -> str:
-    """The generated module's name (codegen escapes Python keywords with a trailing _)."""
-    return sub + "_" if keyword.iskeyword(sub) or keyword.issoftkeyword(sub) else sub
+    """The generated module's name (Python's reserved words get a trailing _, as codegen
+    writes it)."""
+    return TARGETS["python"].escape(sub)
 
 
 def _format(exc: BaseException) -> str:
