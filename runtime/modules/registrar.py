@@ -23,6 +23,7 @@ from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, pars
 from pykemi.runtime.sip.uri import parse_uri
 from pykemi.runtime.usrloc import (
     Q_UNSPECIFIED,
+    STORE_KEY,
     Contact,
     Store,
     StoreError,
@@ -31,6 +32,7 @@ from pykemi.runtime.usrloc import (
     method_allowed,
     methods_mask,
     new_ruid,
+    setup,
     use_domain,
 )
 
@@ -820,8 +822,6 @@ _register_pvs()
 
 def _startup(router: Any, values: dict[str, Any]) -> None:
     # the usrloc store must exist before the fork, even without loadmodule "usrloc.so"
-    from pykemi.runtime.usrloc import STORE_KEY, setup
-
     if STORE_KEY not in router.proc.extra:
         setup(router.proc)
 
