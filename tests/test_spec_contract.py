@@ -3,6 +3,7 @@
 * every export has an implementation of the spec's arity: a Python callable taking ``ctx``
   then one argument per spec parameter, or a C function (present in the built extension)
   taking the message then one argument per parameter;
+* exports, their parameters and the modparams are documented;
 * every modparam has a consumer in its module's implementation (its name is read there),
   or its spec doc says it has "no effect";
 * the runtime's modparam values are the spec's defaults: a Router given a model whose
