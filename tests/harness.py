@@ -123,9 +123,10 @@ def _screen_total(screen: str, label: str) -> int | None:
 def kemi(
     *args: str, cwd: Path | None = None, timeout: float = 120, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    """The ``kemi`` command (pyproject.toml's script: the router's and the generator's)."""
     env = dict(os.environ)
     return subprocess.run(
-        [sys.executable, "-m", "pykemi.runtime.cli", *args],
+        [sys.executable, "-m", "pykemi.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

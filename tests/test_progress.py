@@ -4,22 +4,18 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-from .harness import ROOT, kemi
-
-KEMI = [sys.executable, "-m", "pykemi.cli"]  # the `kemi` script, with the generator's commands
+from .harness import kemi
 
 
 def test_generate_check_steps() -> None:
-    res = subprocess.run([*KEMI, "generate", "--check"], capture_output=True, text=True, cwd=ROOT)
+    res = kemi("generate", "--check")
     assert res.returncode == 0, res.stderr
     steps = [ln for ln in res.stderr.splitlines() if ln.startswith("kemi generate: ")]
     assert steps[0] == "kemi generate: reading the specs in spec/", res.stderr
     assert "comparing" in steps[1] and "exports generate" in steps[1]
-    quiet = subprocess.run([*KEMI, "generate", "--check", "-q"], capture_output=True, text=True)
+    quiet = kemi("generate", "--check", "-q")
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
 
 
