@@ -9,7 +9,7 @@ the language's ``Target`` (``pykemi.kemi.targets``) and the type table (``kemi.t
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
 
 import jinja2
 
@@ -131,32 +131,74 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def function_view(e: Export) -> dict[str, Any]:
-    return {
-        "ksr_name": e.ksr_name,
-        "qualname": e.qualname,
-        "name": e.name,
-        "anchor": anchor(e),
-        "module": e.module,
-        "ret": e.ret,
-        "summary": e.summary.strip(),
-        "summary_cell": _cell(e.summary),
-        "description": e.description.strip(),
-        "kamailio_name": e.kamailio_name if e.kamailio_name not in (None, e.name) else None,
-        "params": [{"name": p.name, "type": p.type, "doc": _cell(p.doc)} for p in e.params],
-        "params_text": ", ".join(f"{p.type} {p.name}" for p in e.params) or "-",
-        "returns": RETURNS[e.ret],
-        "signatures": [(lang, _cell(text)) for lang, text in signatures(e)],
-        "sr_kemi": sr_kemi_row(e),
-        "impl_kind": e.impl_kind,
-        "impl": e.impl,
-        "loadmodule": loadmodule_line(e.module),
-        "examples": examples(e),
-        "spec_file": e.spec_file,
-    }
+@dataclass(frozen=True)
+class DocParam:
+    name: str
+    type: str
+    doc: str  # one table cell
 
 
-def modparam_view(m: Module, p: ModParam) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DocFunction:
+    ksr_name: str
+    qualname: str
+    name: str
+    anchor: str
+    module: str
+    ret: str
+    summary: str
+    summary_cell: str
+    description: str
+    kamailio_name: str | None  # only when it differs from the KEMI name
+    params: tuple[DocParam, ...]
+    params_text: str
+    returns: str
+    signatures: tuple[tuple[str, str], ...]  # (language, signature)
+    sr_kemi: str
+    impl_kind: str
+    impl: str
+    loadmodule: str | None
+    examples: tuple[tuple[str, str, str], ...]  # (tab title, highlight language, code)
+    spec_file: str
+
+
+@dataclass(frozen=True)
+class DocModParam:
+    module: str
+    name: str
+    type: str
+    default: str  # as the table shows it
+    doc: str
+    multi: bool
+    example: str  # the modparam line
+
+
+def function_view(e: Export) -> DocFunction:
+    return DocFunction(
+        ksr_name=e.ksr_name,
+        qualname=e.qualname,
+        name=e.name,
+        anchor=anchor(e),
+        module=e.module,
+        ret=e.ret,
+        summary=e.summary.strip(),
+        summary_cell=_cell(e.summary),
+        description=e.description.strip(),
+        kamailio_name=e.kamailio_name if e.kamailio_name not in (None, e.name) else None,
+        params=tuple(DocParam(p.name, p.type, _cell(p.doc)) for p in e.params),
+        params_text=", ".join(f"{p.type} {p.name}" for p in e.params) or "-",
+        returns=RETURNS[e.ret],
+        signatures=tuple((lang, _cell(text)) for lang, text in signatures(e)),
+        sr_kemi=sr_kemi_row(e),
+        impl_kind=e.impl_kind,
+        impl=e.impl,
+        loadmodule=loadmodule_line(e.module),
+        examples=tuple(examples(e)),
+        spec_file=e.spec_file,
+    )
+
+
+def modparam_view(m: Module, p: ModParam) -> DocModParam:
     if p.default is None:
         default = "-"
         value = '"..."' if p.type == "str" else "0"
@@ -166,15 +208,15 @@ def modparam_view(m: Module, p: ModParam) -> dict[str, Any]:
     else:
         default = f"`{p.default}`"
         value = str(p.default)
-    return {
-        "module": m.name,
-        "name": p.name,
-        "type": p.type,
-        "default": default,
-        "doc": _cell(p.doc),
-        "multi": p.multi,
-        "example": f'modparam("{m.name}", "{p.name}", {value})',
-    }
+    return DocModParam(
+        module=m.name,
+        name=p.name,
+        type=p.type,
+        default=default,
+        doc=_cell(p.doc),
+        multi=p.multi,
+        example=f'modparam("{m.name}", "{p.name}", {value})',
+    )
 
 
 def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import black
 import jinja2
@@ -29,25 +29,45 @@ def _docstring(e: Export) -> str:
     return "\n    ".join(lines).replace('"""', "'''").replace("\\", "\\\\")
 
 
-def function_view(e: Export) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PyParam:
+    pyname: str  # escaped
+    ann: str  # annotation
+    type: str  # spec type
+
+
+@dataclass(frozen=True)
+class PyFunction:
+    args: str  # "code, reason"
+    unpack: str  # "code, reason," (tuple unpacking of the checked arguments)
+    fast_check: str
+    defparams: str  # parameters with annotations and the missing-argument default
+    pyname: str
+    ksr_name: str
+    module: str
+    module_index: int
+    ret_ann: str
+    docstring: str
+    params: tuple[PyParam, ...]
+
+
+def function_view(e: Export) -> PyFunction:
     names = [PY.escape(p.name) for p in e.params]
-    return {
-        "args": ", ".join(names),
-        "unpack": "".join(n + ", " for n in names).rstrip(" "),
-        "fast_check": PY.arg_check(names, e.param_types),
-        "defparams": ", ".join(
+    return PyFunction(
+        args=", ".join(names),
+        unpack="".join(n + ", " for n in names).rstrip(" "),
+        fast_check=PY.arg_check(names, e.param_types),
+        defparams=", ".join(
             f"{n}: {PY.types[p.type]} = _kemi_M" for n, p in zip(names, e.params, strict=True)
         ),
-        "pyname": PY.escape(e.name),
-        "ksr_name": e.ksr_name,
-        "module": e.module,
-        "module_index": e.module_index,
-        "ret_ann": PY.types[e.ret],
-        "docstring": _docstring(e),
-        "params": [
-            {"pyname": PY.escape(p.name), "ann": PY.types[p.type], "type": p.type} for p in e.params
-        ],
-    }
+        pyname=PY.escape(e.name),
+        ksr_name=e.ksr_name,
+        module=e.module,
+        module_index=e.module_index,
+        ret_ann=PY.types[e.ret],
+        docstring=_docstring(e),
+        params=tuple(PyParam(PY.escape(p.name), PY.types[p.type], p.type) for p in e.params),
+    )
 
 
 def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:

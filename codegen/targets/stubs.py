@@ -10,7 +10,7 @@ linters (``tsc --checkJs``, lua-language-server, ``luacheck``, ``rbs``/``steep``
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import jinja2
 
@@ -40,43 +40,63 @@ def _doc_lines(e: Export) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
-def _function_view(e: Export, t: Target) -> dict[str, Any]:
-    return {
-        "ksr_name": e.ksr_name,
-        "member": t.escape(e.name),
-        "ret": e.ret,
-        "ret_type": t.types[e.ret],
-        "returns": RETURNS[e.ret],
-        "doc_lines": _doc_lines(e),
-        "params": [
-            {
-                "name": t.escape(p.name),
-                "type": t.types[p.type],
-                "doc": " ".join(p.doc.split()),
-            }
-            for p in e.params
-        ],
-    }
+@dataclass(frozen=True)
+class StubParam:
+    name: str  # escaped for the language
+    type: str  # the language's annotation
+    doc: str  # one line
 
 
-def groups(spec: Spec, t: Target) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StubFunction:
+    ksr_name: str
+    member: str  # escaped for the language
+    ret: str  # spec return type
+    ret_type: str  # the language's annotation
+    returns: str  # what the value means (docs' wording)
+    doc_lines: tuple[str, ...]
+    params: tuple[StubParam, ...]
+
+
+@dataclass(frozen=True)
+class StubGroup:
+    """The functions of one KSR sub-module (``""``: core functions on KSR itself)."""
+
+    name: str
+    const: str  # as the language spells the sub-module (Ruby: KSR::TM)
+    modules: tuple[str, ...]  # loadable modules providing them
+    functions: tuple[StubFunction, ...]
+
+
+def _function_view(e: Export, t: Target) -> StubFunction:
+    return StubFunction(
+        ksr_name=e.ksr_name,
+        member=t.escape(e.name),
+        ret=e.ret,
+        ret_type=t.types[e.ret],
+        returns=RETURNS[e.ret],
+        doc_lines=tuple(_doc_lines(e)),
+        params=tuple(
+            StubParam(t.escape(p.name), t.types[p.type], " ".join(p.doc.split())) for p in e.params
+        ),
+    )
+
+
+def groups(spec: Spec, t: Target) -> list[StubGroup]:
     """Exports grouped by KSR sub-module: core (``""``) first, then sub-modules by name."""
     by_sub: dict[str, list[Export]] = {}
     for e in spec.exports:
         by_sub.setdefault(e.submodule, []).append(e)
     order = ([""] if "" in by_sub else []) + sorted(s for s in by_sub if s)
-    out = []
-    for sub in order:
-        exports = by_sub[sub]
-        out.append(
-            {
-                "name": sub,
-                "const": TARGETS["ruby"].submodule_name(sub),
-                "modules": sorted({e.module for e in exports}),
-                "functions": [_function_view(e, t) for e in exports],
-            }
+    return [
+        StubGroup(
+            name=sub,
+            const=t.submodule_name(sub),
+            modules=tuple(sorted({e.module for e in by_sub[sub]})),
+            functions=tuple(_function_view(e, t) for e in by_sub[sub]),
         )
-    return out
+        for sub in order
+    ]
 
 
 def _render(spec: Spec, env: jinja2.Environment, rel: str, template: str, t: Target) -> str:
@@ -84,10 +104,10 @@ def _render(spec: Spec, env: jinja2.Environment, rel: str, template: str, t: Tar
     return env.get_template(template).render(
         banner=banner(rel, _sources(spec)),
         spec_hash=spec.hash,
-        core=next((g for g in subs if g["name"] == ""), None),
-        submodules=[g for g in subs if g["name"]],
+        core=next((g for g in subs if g.name == ""), None),
+        submodules=[g for g in subs if g.name],
         engine_sub=ENGINE_SUBMODULE,
-        engine_const=TARGETS["ruby"].submodule_name(ENGINE_SUBMODULE),
+        engine_const=t.submodule_name(ENGINE_SUBMODULE),
     )
 
 
