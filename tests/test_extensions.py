@@ -306,9 +306,19 @@ def test_extension_functions_from_every_engine(
     reason = _engine_skip_reason(engine)
     if reason:
         pytest.skip(reason)
+    cfg = write_router(tmp_path, engine)
+    port = free_udp_port()
+    with kemi_run(generated, cfg, port) as log:
+        status = send_options(port)
+        assert status == f"SIP/2.0 200 {EXPECTED}", log.read_text(errors="replace")
+
+
+def write_router(folder: Path, engine: str) -> Path:
+    """A config and routing script in ``folder`` calling both example modules from
+    ``engine`` (SCRIPTS; the reply's reason is EXPECTED); returns the config's path."""
     module, script_name, script = SCRIPTS[engine]
-    (tmp_path / script_name).write_text(textwrap.dedent(script).lstrip(), encoding="utf-8")
-    cfg = tmp_path / "kamailio.cfg"
+    (folder / script_name).write_text(textwrap.dedent(script).lstrip(), encoding="utf-8")
+    cfg = folder / "kamailio.cfg"
     cfg.write_text(
         textwrap.dedent(f"""\
             #!KAMAILIO
@@ -327,10 +337,7 @@ def test_extension_functions_from_every_engine(
             """),
         encoding="utf-8",
     )
-    port = free_udp_port()
-    with kemi_run(generated, cfg, port) as log:
-        status = send_options(port)
-        assert status == f"SIP/2.0 200 {EXPECTED}", log.read_text(errors="replace")
+    return cfg
 
 
 # -- in-process: loading rules, with a module package written by the test ---------------------

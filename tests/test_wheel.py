@@ -27,7 +27,7 @@ import pytest
 from pykemi.runtime import launch
 
 from .harness import ROOT, SIPP, free_udp_port, sipp
-from .test_extensions import Venv
+from .test_extensions import EXPECTED, SCRIPTS, Venv, send_options, write_router
 
 pytestmark = pytest.mark.wheel
 
@@ -236,6 +236,36 @@ def test_generate_check_on_a_users_spec_folder(with_codegen: Installed, tmp_path
     assert stale.returncode == 1, stale.stdout + stale.stderr
     assert "lua/greet.lua" in stale.stdout and "-- edited by hand" in stale.stdout
     assert changes(before, tree_state(with_codegen.venv.root)) == []
+
+
+@pytest.fixture(scope="module")
+def with_modules(with_codegen: Installed, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The example module packages (one in Python, one in C) installed next to the wheel."""
+    base = tmp_path_factory.mktemp("modules")
+    names = ("pykemi-hello-py", "pykemi-hello-c")
+    pkgs = [str(shutil.copytree(ROOT / "examples" / "modules" / n, base / n)) for n in names]
+    with_codegen.venv.run("-m", "pip", "install", "-q", *pkgs, cwd=with_codegen.work)
+    return with_codegen
+
+
+@pytest.mark.parametrize("engine", list(SCRIPTS))
+def test_out_of_tree_modules_are_generated_into_the_cache(
+    with_modules: Installed, tmp_path: Path, engine: str
+) -> None:
+    """`kemi generate` renders the modules' bindings and compiles the C one into the per-user
+    cache, the router loads them from there; nothing below the venv changes."""
+    venv = with_modules.venv
+    before = tree_state(venv.root)
+    made = with_modules.kemi("generate", "--extension", "hello", "--extension", "hello_c")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert {"hello", "hello_c"} <= {p.name for p in (venv.cache / "modules").iterdir()}
+    cfg = write_router(tmp_path, engine)
+    port = free_udp_port()
+    defines = {"LISTEN": f"udp:127.0.0.1:{port}"}
+    with launch.running(cfg, tmp_path / "router.log", defines, 120, venv.python, venv.env):
+        status = send_options(port)
+    assert status == f"SIP/2.0 200 {EXPECTED}", (tmp_path / "router.log").read_text()
+    assert changes(before, tree_state(venv.root)) == []
 
 
 def test_commands_that_would_write_into_the_install_refuse(
