@@ -2,47 +2,59 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
 from ...kemi.contract import MAX_PARAMS, SR_KEMIP
 from ...kemi.model import Export, Spec
-from ...kemi.types import TYPES, all_signatures, ret_code, signature_code
+from ...kemi.types import TYPES, all_signatures, signature_code
 from ..render import banner
 
 # SR_KEMIP_* as kemi.h defines them: "(0)", "(1 << 3)"
 KEMIP = [(name, f"(1 << {v.bit_length() - 1})" if v else "(0)") for name, v in SR_KEMIP]
 
 
-def _args(params: tuple[str, ...]) -> list[dict[str, Any]]:
-    out = []
-    for n, t in enumerate(params, start=1):
-        if t == "str":
-            out.append(
-                {"n": n, "type": t, "c_type": "str *", "decl": f"const char *s{n}, int l{n}",
-                 "pass": f"&p{n}"}
-            )  # fmt: skip
-        else:
-            out.append({"n": n, "type": t, "c_type": "int", "decl": f"int i{n}", "pass": f"i{n}"})
-    return out
+@dataclass(frozen=True)
+class TrampolineArg:
+    n: int  # 1-based position
+    type: str  # spec type
+    c_type: str  # as the C export takes it
+    decl: str  # as the trampoline takes it
+    pass_: str  # what the trampoline passes to the export
 
 
-def trampolines() -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Trampoline:
+    """``kemi_exec_<rcode>_<sig>``: calls the C export in a slot with one signature."""
+
+    rcode: str  # "i" (int-like returns) or "x" (xval)
+    sig: str
+    c_ret: str
+    bad: str  # returned for an empty slot
+    args: tuple[TrampolineArg, ...]
+
+
+def _arg(n: int, t: str) -> TrampolineArg:
+    if t == "str":  # the trampoline takes (pointer, length) and passes a str *
+        return TrampolineArg(n, t, TYPES[t].c_param, f"const char *s{n}, int l{n}", f"&p{n}")
+    return TrampolineArg(n, t, TYPES[t].c_param, f"int i{n}", f"i{n}")
+
+
+def trampolines() -> list[Trampoline]:
     """One per (return kind, parameter list): 2 x 127."""
-    out = []
-    for rcode in ("i", "x"):
-        for params in all_signatures():
-            out.append(
-                {
-                    "rcode": rcode,
-                    "sig": signature_code(list(params)),
-                    "c_ret": "sr_kemi_xval_t *" if rcode == "x" else "int",
-                    "bad": "&_kemi_xval_bad" if rcode == "x" else "-127",
-                    "args": _args(params),
-                }
-            )
-    return out
+    return [
+        Trampoline(
+            rcode=rcode,
+            sig=signature_code(params),
+            c_ret=TYPES[ret].c_ret,
+            bad="&_kemi_xval_bad" if rcode == "x" else "-127",
+            args=tuple(_arg(n, t) for n, t in enumerate(params, start=1)),
+        )
+        for rcode, ret in (("i", "int"), ("x", "xval"))
+        for params in all_signatures()
+    ]
 
 
 def c_decl(e: Export) -> str:
@@ -97,4 +109,4 @@ def emit(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     return out
 
 
-__all__ = ["emit", "emit_exports", "ret_code", "trampolines"]
+__all__ = ["Trampoline", "emit", "emit_exports", "trampolines"]
