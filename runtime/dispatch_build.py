@@ -53,7 +53,10 @@ def make_ffibuilder(relative: bool = True) -> FFI:
     return ffi
 
 
-ffibuilder = make_ffibuilder()
+def ffibuilder() -> FFI:
+    """setup.py's ``cffi_modules`` entry (cffi calls it): the builder is made on demand, so
+    importing this module (``kemi build``) reads nothing."""
+    return make_ffibuilder()
 
 
 def build_inplace(verbose: bool = False) -> str:
