@@ -78,9 +78,14 @@ class Dist:
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     pytest.importorskip("build", reason="`build` (pip install build) makes the sdist and wheel")
     out = tmp_path_factory.mktemp("dist")
+    # from a copy of the checkout's files: the build writes its egg-info beside setup.py
+    src = tmp_path_factory.mktemp("src")
+    for rel in source_files():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, src / rel)
     # no flags: the sdist first, then the wheel built from the unpacked sdist in isolation
     run = subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(src)],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
