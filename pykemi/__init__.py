@@ -1,8 +1,8 @@
 """pykemi: KEMI bindings generator and SIP router runtime.
 
-The code lives in the top-level folders mapped onto this package by
-pyproject.toml: ``codegen/`` -> ``pykemi.codegen``, ``runtime/`` ->
-``pykemi.runtime``, ``generated/`` -> ``pykemi.generated``.
+The code lives in the top-level folders mapped onto this package by setup.py
+(ROOTS): ``kemi/`` -> ``pykemi.kemi``, ``codegen/`` -> ``pykemi.codegen``,
+``runtime/`` -> ``pykemi.runtime``, ``generated/`` -> ``pykemi.generated``.
 """
 
 from pathlib import Path
