@@ -41,6 +41,13 @@ def reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def reply_body(ctx: MsgContext) -> bytes:
+    """The body ``KSR.textops.set_reply_body`` set for the next local reply (sl and tm); its
+    Content-Type is among ``reply_headers``."""
+    body = ctx.extra.get("reply_body", b"")
+    return body if isinstance(body, bytes) else b""
+
+
 def local_reply_address(ctx: MsgContext) -> Address:
     """Where a reply generated here (sl or tm) to the request of ``ctx`` goes."""
     from pykemi.runtime.sip.reply import reply_address
@@ -76,6 +83,7 @@ def reply(ctx: MsgContext, code: int, reason: str) -> int:
             code,
             reason,
             extra_headers=reply_headers(ctx, code),
+            body=reply_body(ctx),
             server=ctx.proc.server_header or None,
         )
         ctx.send(rpl.to_bytes(), local_reply_address(ctx))

@@ -36,7 +36,7 @@ from pykemi.runtime.core.context import (
     ProcessState,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
-from pykemi.runtime.modules.sl import local_reply_address, reply_headers
+from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply
@@ -330,6 +330,7 @@ class TM:
                 reason,
                 to_tag=txn.to_tag or None,
                 extra_headers=reply_headers(ctx, code),
+                body=reply_body(ctx),
                 server=self.proc.server_header or None,
             )
             data = rpl.to_bytes()
@@ -1050,7 +1051,8 @@ class TM:
         extra = {
             k: v
             for k, v in orig.extra.items()
-            if k not in _CONSUMED and k not in ("reply_headers", EXTRA_REPLY, EXTRA_PENDING)
+            if k not in _CONSUMED
+            and k not in ("reply_headers", "reply_body", EXTRA_REPLY, EXTRA_PENDING)
         }
         fctx = MsgContext(
             msg,

