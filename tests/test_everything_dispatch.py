@@ -18,9 +18,9 @@ in ``make_everything`` predicts the echo.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +33,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from pykemi.kemi import SR_KEMIP
+from pykemi.kemi.types import TYPES
 from pykemi.runtime import cbuild, cdispatch
 from pykemi.runtime.dispatch import GENERATED, Api, Invoker, Registry, StartupError
 from pykemi.runtime.engines import pyhost
@@ -73,34 +75,6 @@ end
 # -- building and loading the module ---------------------------------------------------------
 
 
-class _HostInitLib:
-    """The extension's lib, with kemi_module_init taking the built-in's host pointer.
-
-    Used only when cdispatch.find_c_export passes a pointer of the built-in
-    extension's ffi to the out-of-tree extension's function (a TypeError).
-    """
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._module.lib, name)
-
-    def kemi_module_init(self, host: Any) -> None:
-        builtin_ffi = cdispatch.extension().ffi
-        address = int(builtin_ffi.cast("uintptr_t", host))
-        self._module.lib.kemi_module_init(self._module.ffi.cast("ksr_host_api_t *", address))
-
-
-class _Ext:
-    """What Registry.c_libs holds for the everything extension (ffi, lib)."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.ffi = module.ffi
-        self.lib = _HostInitLib(module)
-
-
 def _build(name: str, spec: Any, sources: Sequence[Path], out_dir: Path) -> ModuleType:
     """The module's sr_kemi_t table rendered by codegen (as `kemi generate` does), compiled
     with its C sources by runtime/cbuild.py, the one C module builder."""
@@ -132,8 +106,6 @@ class Built(_ShortRepr):
     spec: Any  # pykemi.codegen Spec of everything.yaml
     spec_file: Path
     out_dir: Path
-    c_lib: Any = None  # what Registry.c_libs gets: the module, or _Ext(module) if needed
-    host_init_error: str | None = None  # why the module itself could not be registered
 
 
 @dataclass
@@ -182,21 +154,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     spec = load_spec([spec_file])
     api = Api({"spec_hash": spec.hash, **spec.to_dict()})
     module = _build(EXT_NAME, spec, [c_file], out / "build")
-    built = Built(module, api, spec, spec_file, out, c_lib=module)
-    probe = make_registry(built)
-    probe.load_module("core")
-    try:
-        probe.load_module(mk.MODULE)
-    except TypeError as exc:  # reported by test_registry_takes_the_extension_as_built
-        built.c_lib = _Ext(module)
-        built.host_init_error = f"{type(exc).__name__}: {exc}"
-    return built
+    return Built(module, api, spec, spec_file, out)
 
 
 def make_registry(built: Built, capacity: int | None = None) -> Registry:
     api = Api.load().merged(built.api)
     registry = Registry(api) if capacity is None else Registry(api, capacity=capacity)
-    registry.c_libs = [built.c_lib]
+    registry.c_libs = [built.module]
     return registry
 
 
@@ -218,14 +182,8 @@ def make_lua(registry: Registry, shim: bytes, version: str = "lua51") -> LuaStat
     rt.globals()[b"KSR"] = ksr
     prelude = (GENERATED / "lua" / "_kemi_prelude.lua").read_bytes()
     check, sig = rt.execute(prelude, ksr, host)
-    if b"_kemi_fns" in shim:  # shims bind each slot's host function at load time
-        entry: Any = rt.table_from(dict(enumerate(view)))
-    else:  # older shims call one host entry with the slot
-
-        def entry(slot: int, *args: Any) -> Any:
-            return view[slot](*args)
-
-    rt.execute(shim, ksr, entry, registry.base(mk.MODULE), check, sig)
+    fns = rt.table_from(dict(enumerate(view)))  # the shim binds each slot's host function
+    rt.execute(shim, ksr, fns, registry.base(mk.MODULE), check, sig)
     return LuaState(rt, rt.execute(LUA_CALLER, ksr), rt.execute(LUA_PCALLER, ksr))
 
 
@@ -240,8 +198,7 @@ def python_shim(built: Built, registry: Registry) -> ModuleType:
 
     # the emitter runs black over the output (~20 s for 511 functions): the template's own
     # text is the same code (black only reformats), so skip it here
-    fmt = getattr(py_target, "_fmt", None)
-    with mock.patch.object(py_target, "_fmt", _no_format) if fmt else contextlib.nullcontext():
+    with mock.patch.object(py_target, "_fmt", _no_format):
         text = py_target.emit(built.spec, environment())[f"python/KSR/{mk.MODULE}.py"]
     path = built.out_dir / "KSR_everything.py"
     path.write_text(text, encoding="utf-8")
@@ -414,20 +371,55 @@ def test_module_shape(ev: Everything) -> None:
     }
 
 
-def test_cbuild_builds_the_module(built: Built) -> None:
-    assert Path(built.module.__file__).parent == built.out_dir / "build"
-    assert built.module.ffi.string(built.module.lib.kemi_spec_hash).decode() == built.spec.hash
+def _c_rows(module: ModuleType) -> dict[str, list[Any]]:
+    """The sr_kemi_t rows of a built extension's tables, by module name (NULL-terminated)."""
+    ffi, lib = module.ffi, module.lib
+    out: dict[str, list[Any]] = {}
+    for i in itertools.count():
+        table = lib.kemi_module_tables[i]
+        if table.module == ffi.NULL:
+            return out
+        rows = out.setdefault(ffi.string(table.module).decode(), [])
+        for j in itertools.count():
+            if table.exports[j].fname.s == ffi.NULL:
+                break
+            rows.append(table.exports[j])
+    return out
 
 
-def test_registry_takes_the_extension_as_built(built: Built) -> None:
-    """Registry.c_libs = [module] as cbuild returns it (no host-pointer adapter)."""
-    if built.host_init_error is not None:
-        pytest.xfail(
-            "runtime/cdispatch.py find_c_export: kemi_module_init of an out-of-tree extension "
-            "is called with a ksr_host_api_t * of the built-in extension's ffi instance "
-            f"({built.host_init_error})"
-        )
-    assert built.c_lib is built.module
+def test_cbuild_builds_the_module(built: Built, ev: Everything) -> None:
+    """What cbuild compiled: the spec's sr_kemi_t table, C functions that run, and a module the
+    registry takes as built (its kemi_module_init gets the host API)."""
+    module = built.module
+    ffi = module.ffi
+    assert Path(module.__file__).parent == built.out_dir / "build"
+    assert ffi.string(module.lib.kemi_spec_hash).decode() == built.spec.hash
+    rows = _c_rows(module)
+    assert list(rows) == [mk.MODULE]
+    kemip = dict(SR_KEMIP)
+    for row, e in zip(rows[mk.MODULE], built.api.modules[mk.MODULE].exports, strict=True):
+        assert ffi.unpack(row.fname.s, row.fname.len).decode() == e.name
+        assert row.rtype == kemip[TYPES[e.ret].sr_kemip], e.name
+        ptypes = [kemip[TYPES[p.type].sr_kemip] for p in e.params]
+        assert list(row.ptypes) == ptypes + [0] * (6 - len(ptypes)), e.name
+        assert row.func != ffi.NULL, e.name
+    # the compiled function itself, called through its table pointer
+    row = next(r for r in rows[mk.MODULE] if ffi.string(r.fname.s) == b"r_xval_is")
+    fn = ffi.cast("sr_kemi_xval_t *(*)(sip_msg_t *, int, str *)", row.func)
+    arg = ffi.new("char[]", b"a\x00b")
+    xval = fn(ffi.NULL, -7, ffi.new("str *", (arg, 3)))
+    assert xval.vtype == kemip["SR_KEMIP_STR"]
+    want = mk.serialise("r_xval_is", ("int", "str"), [-7, b"a\x00b"])
+    assert ffi.unpack(xval.v.s.s, xval.v.s.len) == want
+    # a registry takes the module as cbuild returns it (no adapter around its ffi)
+    registry = make_registry(built)
+    registry.load_module("core")
+    registry.load_module(mk.MODULE)
+    cdispatch.prepare(registry)
+    try:
+        assert registry.view("str")[registry.find("everything.r_int_s")]("abc") == 1003
+    finally:
+        ev.activate()  # the C slot table is process-wide
 
 
 @pytest.mark.parametrize(("ret", "params"), EXPORTS, ids=[_id(x) for x in EXPORTS])
@@ -596,10 +588,5 @@ def test_lua_integral_float(built: Built, ev: Everything, version: str) -> None:
         pytest.skip(f"lupa.{version} is not available")
     ev.activate()
     ok, value = lua.pcall(b"r_xval_i", 2.0)
-    if not ok and version in ("lua53", "lua54", "lua55"):
-        pytest.xfail(
-            "Lua >= 5.3: the shim's fast check (x % 1 == 0) lets the float 2.0 through and "
-            f"cffi rejects it for an int parameter: {value!r}"
-        )
     assert ok, value
     assert value == b"r_xval_i|i:2;"
