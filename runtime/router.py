@@ -28,6 +28,7 @@ from .core.context import (
     SendFn,
 )
 from .core.dns import DnsCache, DnsSettings
+from .core.events import callback_name, faked_context, msg_received, run_event
 from .core.log import L_DBG, L_ERR, L_WARN, LOG, Repeated, clip, error_kind, log
 from .core.stats import Stats
 from .dispatch import Api, Registry, StartupError
@@ -113,6 +114,14 @@ class Router:
         self.rpc_methods: dict[str, Callable[[list[Any]], Any]] = {}
         self.engine = self._make_engine()
         self._ids = itertools.count(1)
+        # core event routes (docs/callbacks.md); received_route_mode enables core:msg-received
+        self.event_callback = callback_name(cfg.get("kemi.event_route_callback"))
+        self.pre_routing_callback = callback_name(cfg.get("kemi.pre_routing_callback"))
+        self.received_callback = (
+            callback_name(cfg.get("kemi.received_route_callback"))
+            if cfg.get_int("received_route_mode", 0)
+            else ""
+        )
         for hook in list(ROUTER_INIT_HOOKS):
             hook(self)
 
@@ -239,13 +248,17 @@ class Router:
         self.proc.run_route = self._run_route
         return engine
 
-    def _run_route(self, name: str, ctx: MsgContext) -> int:
-        return self.engine.run(name, ctx)
+    def _run_route(self, name: str, ctx: MsgContext, *args: Any) -> int:
+        return self.engine.run(name, ctx, *args)
 
     # -- per message --------------------------------------------------------------------------
 
     def handle(self, data: bytes, src: Address, dst: Address, proto: str, send: SendFn) -> None:
         """Process one received SIP message; never raises."""
+        if self.received_callback and not msg_received(
+            self.proc, self.received_callback, data, src, dst, proto
+        ):
+            return
         try:
             msg = parse_message(data)
         except SipParseError as exc:
@@ -257,9 +270,14 @@ class Router:
             _BAD_SIP.log(
                 f"dropping bad SIP from {src}: {why} ({{n}} such message(s))", error_kind(why)
             )
+            if self.event_callback:
+                evctx = faked_context(self.proc, src, dst, proto)
+                run_event(self.proc, self.event_callback, "core:receive-parse-error", evctx)
             return
         ctx = MsgContext(msg, src, dst, proto, send, self.proc, msg_id=next(self._ids))
         try:
+            if self.pre_routing_callback and self._pre_routing_dropped(ctx):
+                return
             if msg.is_request:
                 ctx.route_type = REQUEST_ROUTE
                 self.engine.run("ksr_request_route", ctx, required=True)
@@ -274,6 +292,16 @@ class Router:
                 self.forward_reply(ctx)
         except Exception as exc:  # noqa: BLE001 - a worker must survive any message
             log(L_ERR, f"error processing message from {src}: {exc!r}")
+
+    def _pre_routing_dropped(self, ctx: MsgContext) -> bool:
+        """core:pre-routing: the callback sees the parsed message first; a drop ends it."""
+        done = run_event(
+            self.proc, self.pre_routing_callback, "core:pre-routing", ctx, REQUEST_ROUTE
+        )
+        if done is None or not done.drop:
+            return False
+        log(L_DBG, "core:pre-routing dropped the message")
+        return True
 
     @property
     def reply_callback(self) -> str:

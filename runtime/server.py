@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from .core.context import CURRENT
+from .core.events import run_event
 from .core.log import L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN, LOG, Repeated, flush_repeated, log
 from .core.timer import TIMERS
 from .dispatch import StartupError
@@ -71,6 +72,14 @@ def send_flags(data: bytes) -> int:
     kind = "reply" if data.startswith(b"SIP/") else "forward"
     flags = SND_F_FORCE_CON_REUSE if ctx.extra.get(f"{kind}_no_connect") else 0
     return flags | (SND_F_CON_CLOSE if ctx.extra.get(f"{kind}_close") else 0)
+
+
+def worker_one_init(router: Router) -> None:
+    """core:worker-one-init through kemi.event_route_callback; a drop there is an error, as
+    in Kamailio (which then stops: pykemi logs it, the worker serves on)."""
+    done = run_event(router.proc, router.event_callback, "core:worker-one-init")
+    if done is not None and done.drop:
+        log(L_ERR, "core:worker-one-init: 'drop' in the event route")
 
 
 def bind_udp(host: str, port: int) -> socket.socket:
@@ -483,6 +492,8 @@ class Server:
         if rc < 0:
             log(L_ERR, f"child_init({rank}) failed with {rc}")
             os._exit(1)
+        if rank == 1:  # Kamailio's first SIP worker runs event_route[core:worker-one-init]
+            worker_one_init(self.router)
 
     def _spawn(self, rank: int) -> None:
         pid = os.fork()

@@ -47,8 +47,9 @@ class ProcessState:
     server_header: str = "Server: pykemi (0.1.0 (x86_64/linux))"
     user_agent_header: str = "User-Agent: pykemi (0.1.0 (x86_64/linux))"
     extra: dict[str, Any] = field(default_factory=dict)  # module-private state, keyed by module
-    # set by the engine: runs a script function by name (KSR.route, event callbacks)
-    run_route: Callable[[str, MsgContext], int] | None = None
+    # set by the router: runs a script function by name (KSR.route; event callbacks, with
+    # their arguments: core/events.py)
+    run_route: Callable[..., int] | None = None
     debug: int = 0  # current debug level (core get_debug)
     # transport: send(proto, (host, port), data, conn_id=-1) -> bool; set by the server
     send_to: Callable[..., bool] | None = None

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.events import callback_name, faked_context, run_event
 from pykemi.runtime.core.regex import compile_logged
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, RedisKv, SqliteKv, Value
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 MOD = "htable"
 STATE = "htable.state"
+EXPIRED = "htable.expired"  # ctx.extra: (key, value) of the item an expiry event is about
 ERR_INC = -255  # sht_inc/sht_dec on a missing table or a string value
 
 
@@ -532,6 +534,15 @@ def _pv_it(which: int) -> Any:
     return get
 
 
+def _pv_shtrecord(ctx: MsgContext, spec: Any) -> Value | None:
+    """$shtrecord(key|value): the item that expired, in event_route[htable:expired:<table>]."""
+    record = ctx.extra.get(EXPIRED)
+    if record is None:
+        return None
+    which = str(spec.inner)
+    return record[0] if which == "key" else record[1] if which == "value" else None
+
+
 def _register_pvs() -> None:
     from pykemi.runtime.core.pv import register_pv
 
@@ -541,13 +552,14 @@ def _register_pvs() -> None:
     register_pv("shtcv", inner_getter=_pv_count(True))
     register_pv("shtitkey", inner_getter=_pv_it(0))
     register_pv("shtitval", inner_getter=_pv_it(1))
+    register_pv("shtrecord", inner_getter=_pv_shtrecord)
 
 
 _register_pvs()
 
 
 # ---------------------------------------------------------------------------
-# startup: tables, store, expiry timer, event_route[htable:mod-init]
+# startup: tables, store, expiry timer; event routes htable:mod-init, htable:expired:<table>
 
 
 def _startup(router: Any, values: dict[str, Any]) -> None:
@@ -559,45 +571,30 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
     except ValueError as exc:
         raise StartupError(f"htable: {exc}") from exc
     interval = max(1, int(or_default(values, MOD, "timer_interval")))
+    callback = callback_name(values.get("event_callback"))
 
     def purge() -> None:
         try:
-            state.store.purge()
+            if callback:
+                for tname, key, value in state.store.expire():
+                    run_expired(router.proc, callback, tname, key, value)
+            else:
+                state.store.purge()
         except StoreError as exc:
             klog.err(f"htable: expiry timer failed: {exc}")
         TIMERS.call_later(interval, purge)
 
     TIMERS.call_later(interval, purge)
-    callback = str(values.get("event_callback") or "")
     if callback:
-        run_mod_init(router, callback)
+        # Kamailio runs event_route[htable:mod-init] once, before the workers start
+        run_event(router.proc, callback, "htable:mod-init")
 
 
-def run_mod_init(router: Any, callback: str) -> None:
-    """Kamailio runs event_route[htable:mod-init] once, before the workers start."""
-    from pykemi.runtime.core.context import EVENT_ROUTE, MsgContext
-    from pykemi.runtime.sip.message import parse_message
-
-    raw = (
-        b"OPTIONS sip:you@kamailio.org SIP/2.0\r\n"
-        b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKhtinit\r\n"
-        b"From: <sip:you@kamailio.org>;tag=htinit\r\nTo: <sip:you@kamailio.org>\r\n"
-        b"Call-ID: htable-mod-init\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    )
-    ctx = MsgContext(
-        parse_message(raw),
-        ("127.0.0.1", 5060),
-        ("127.0.0.1", 5060),
-        "udp",
-        lambda data, addr: None,
-        router.proc,
-        route_type=EVENT_ROUTE,
-    )
-    ctx.extra["faked"] = True
-    try:
-        router.engine.run(callback, ctx, "htable:mod-init")
-    except Exception as exc:  # noqa: BLE001 - a failing event route must not stop startup
-        klog.err(f"htable: event callback {callback} failed: {exc!r}")
+def run_expired(proc: ProcessState, callback: str, tname: str, key: str, value: Value) -> None:
+    """event_route[htable:expired:<table>]: $shtrecord(key) and $shtrecord(value) name the item."""
+    ctx = faked_context(proc)
+    ctx.extra[EXPIRED] = (key, value)
+    run_event(proc, callback, f"htable:expired:{tname}", ctx)
 
 
 _params.register(MOD, after=_startup)

@@ -47,6 +47,13 @@ class KvStore:
     def purge(self) -> int:
         return 0
 
+    def expire(self) -> list[tuple[str, str, Value]]:
+        """Remove the expired items, returning them as (table, key, value): each one to
+        exactly one caller, so an expiry event runs once whichever worker purges. A store
+        that expires items by itself (Redis) returns none."""
+        self.purge()
+        return []
+
 
 class SqliteKv(KvStore):
     kind = "sqlite"
@@ -168,6 +175,21 @@ class SqliteKv(KvStore):
             )
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+
+    def expire(self) -> list[tuple[str, str, Value]]:
+        try:
+            rows = (
+                self._db()
+                .execute(
+                    "DELETE FROM kv WHERE expires != 0 AND expires <= ? "
+                    "RETURNING tname, k, isint, v",
+                    (int(time.time()),),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+        return [(str(r[0]), str(_from_sql(r[1])), self._row(r[2], r[3])) for r in rows]
 
 
 def _glob_escape(text: str) -> str:
