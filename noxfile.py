@@ -18,7 +18,9 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite (real interpreters, sipp on 127.0.0.1)."""
+    """The test suite (real interpreters, sipp on 127.0.0.1). With CI set, a test skipped for
+    a missing tool fails the run (tests/conftest.py, --fail-on-skip): scripts/bootstrap.sh and
+    the [test] extra install what every suite needs."""
     _install(session, "test")
     session.run("kemi", "generate", "--check", "--quiet")
     session.run("pytest", "-q", "-ra", "--durations=15", *session.posargs)
