@@ -102,3 +102,68 @@ def test_send_reply_mode_no_connect(tmp_path: Path) -> None:
             c.sendall(request("slow", 2, "TCP"))
         data = accepted(lst, 5)
         assert data is not None and data.startswith(b"SIP/2.0 200 OK"), data
+
+
+# -- registrar.lookup: Path per branch --------------------------------------------------------
+
+LOOKUP_SCRIPT = """
+function ksr_request_route()
+    if KSR.is_ACK() then return end
+    if KSR.is_REGISTER() then
+        if KSR.registrar.save("location", 0) < 0 then KSR.sl.sl_reply_error() end
+        return
+    end
+    if KSR.registrar.lookup("location") < 0 then
+        KSR.sl.send_reply(404, "Not Found")
+        return
+    end
+    KSR.tm.t_relay()
+end
+"""
+LOOKUP_MODS = (
+    'loadmodule "tm.so"\nloadmodule "usrloc.so"\nloadmodule "registrar.so"\n'
+    'modparam("registrar", "use_path", 1)\n'
+)
+
+
+def sip_request(method: str, ruri: str, n: int, extra: str = "") -> bytes:
+    lines = [
+        f"{method} {ruri} SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-{method}-{n};rport",
+        f"From: <sip:alice@example.com>;tag=f{n}",
+        "To: <sip:alice@example.com>",
+        f"Call-ID: {method}-{n}@127.0.0.1",
+        f"CSeq: 1 {method}",
+        "Max-Forwards: 70",
+        *extra.splitlines(),
+        "Content-Length: 0",
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def test_lookup_branches_carry_their_own_path(tmp_path: Path) -> None:
+    """Two contacts registered through different edge proxies (Path): the INVITE forks, and
+    each branch goes to its own edge with that edge's Path as Route (Kamailio's registrar)."""
+    edges = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for e in edges:
+        e.bind(("127.0.0.1", 0))
+        e.settimeout(5)
+    ports = [e.getsockname()[1] for e in edges]
+    paths = [f"<sip:127.0.0.1:{p};lr>" for p in ports]
+    with hostile_router(tmp_path, "dispatch", LOOKUP_MODS, LOOKUP_SCRIPT) as r:
+        for n, path in enumerate(paths):
+            contact = f"Contact: <sip:alice@10.9.9.{n + 1}:5062>\r\nExpires: 600"
+            reg = sip_request(
+                "REGISTER", "sip:example.com", n, f"{contact}\r\nSupported: path\r\nPath: {path}"
+            )
+            assert udp_reply(r.port, reg).status == 200
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+            caller.sendto(sip_request("INVITE", "sip:alice@example.com", 9), ("127.0.0.1", r.port))
+            got = [parse_message(e.recvfrom(65535)[0]) for e in edges]
+    for e in edges:
+        e.close()
+    for n, (inv, path) in enumerate(zip(got, paths, strict=True)):
+        assert inv.ruri == f"sip:alice@10.9.9.{n + 1}:5062"
+        assert inv.get_all("Route") == [path], inv.to_bytes().decode()

@@ -20,6 +20,7 @@ from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import REQUEST_ROUTE
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
+from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, prepend_route
 from pykemi.runtime.sip.uri import parse_uri
 from pykemi.runtime.usrloc import (
     Q_UNSPECIFIED,
@@ -419,9 +420,7 @@ def _do_save(ctx: MsgContext, table: str, flags: int, uri: str) -> tuple[int, li
                 socket=socket,
                 methods=methods,
                 instance=(
-                    (get_param(c.params, "+sip.instance") or "")
-                    if int(p["gruu_enabled"])
-                    else ""
+                    (get_param(c.params, "+sip.instance") or "") if int(p["gruu_enabled"]) else ""
                 ),
                 reg_id=_int(get_param(c.params, "reg-id")),
                 last_modified=now,
@@ -572,30 +571,17 @@ def _add_branch(ctx: MsgContext, c: Contact) -> None:
     if c.q != Q_UNSPECIFIED:
         ctx.extra.setdefault("branch_q", {})[c.contact] = _q_str(c.q)
     if c.path:
-        ctx.extra.setdefault("branch_path", {})[c.contact] = c.path
+        ctx.extra.setdefault(BRANCH_PATH, {})[c.contact] = c.path
 
 
 def _set_main(ctx: MsgContext, c: Contact) -> None:
     ctx.new_uri = c.contact
     ctx.dst_uri = _dst_for(ctx, c)
     ctx.bflags = c.cflags
+    # the Path becomes the Route set of the request; extra branches swap it for theirs (tm)
+    ctx.extra[RURI_PATH] = c.path
     if c.path:
-        # the Path becomes the Route set of the request (before any existing Route)
-        routes = list(ctx.msg.get_all("Route"))
-        ctx.msg.remove_header("Route")
-        for v in [c.path, *routes]:
-            ctx.msg.append_header("Route", v)
-        _move_routes_up(ctx)
-
-
-def _move_routes_up(ctx: MsgContext) -> None:
-    """Keep the Route headers right after the last Via (where Kamailio inserts them)."""
-    headers = ctx.msg.headers
-    routes = [h for h in headers if h.key == "route"]
-    rest = [h for h in headers if h.key != "route"]
-    last_via = max((i for i, h in enumerate(rest) if h.key == "via"), default=-1)
-    headers[:] = rest[: last_via + 1] + routes + rest[last_via + 1 :]
-    ctx.msg.invalidate()
+        prepend_route(ctx.msg, c.path)
 
 
 def _lookup(ctx: MsgContext, table: str, uri: str, to_dset: bool = False) -> int:

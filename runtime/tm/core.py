@@ -29,17 +29,18 @@ from pykemi.runtime.core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
     FAILURE_ROUTE,
-    ONSEND_ROUTE,
     TM_ONREPLY_ROUTE,
     Address,
     MsgContext,
     ProcessState,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
+from pykemi.runtime.core.onsend import onsend_ok
 from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply
+from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, swap_path
 from pykemi.runtime.sip.uri import parse_uri
 
 from .stats import TmStats
@@ -69,7 +70,7 @@ REASONS = {
 # 4xx codes RFC 3261 16.7 step 6 prefers (they carry information the UAC can act on)
 _PREFERRED_4XX = frozenset((401, 407, 415, 420, 484))
 _SWEEP_EVERY = 5.0
-_CONSUMED = ("branches", "branch_dst", "branch_q")
+_CONSUMED = ("branches", "branch_dst", "branch_q", BRANCH_PATH)
 TM_KEY = "tm"  # proc.extra: the TM of this router instance (a Router init hook sets it)
 
 
@@ -114,9 +115,6 @@ class TM:
         self.e2e_reason = bool(p["e2e_cancel_reason"])
         self.contacts_avp = str(p["contacts_avp"])
         self.contact_flows_avp = str(p["contact_flows_avp"])
-        name = router.cfg.get("kemi.onsend_route_callback")
-        onsend = str(name) if isinstance(name, str) and name else "ksr_onsend_route"
-        self.onsend = "" if onsend == "none" else onsend
         self.table = TransactionTable()
         self.timers = TmTimers()
         self.stats = TmStats(router.stats)
@@ -521,8 +519,8 @@ class TM:
             ctx.extra.pop(key, None)
         txn.relayed = True
         sent = 0
-        for uri, dst in targets:
-            b = self._add_branch(txn, ctx, uri, dst, proto, addr)
+        for uri, dst, path in targets:
+            b = self._add_branch(txn, ctx, uri, dst, proto, addr, path)
             sent += b is not None and b.sent
         if sent:
             return 1
@@ -532,10 +530,13 @@ class TM:
 
     def _targets(
         self, ctx: MsgContext, txn: Transaction, in_failure: bool
-    ) -> list[tuple[str, str | None]]:
+    ) -> list[tuple[str, str | None, str | None]]:
+        """(URI, dst URI, Path) per branch: Path None for the R-URI (the request as it is),
+        the branch's own Path ("" for none) for the destination set."""
         extra = list(ctx.extra.get("branches") or ())
         bdst: dict[str, str] = ctx.extra.get("branch_dst") or {}
-        out: list[tuple[str, str | None]] = []
+        bpath: dict[str, str] = ctx.extra.get(BRANCH_PATH) or {}
+        out: list[tuple[str, str | None, str | None]] = []
         include_ruri = True
         if in_failure:
             # as Kamailio: a new leg retries the R-URI only when it was changed there
@@ -543,15 +544,15 @@ class TM:
             unchanged = start is not None and start == (ctx.ruri, ctx.dst_uri)
             include_ruri = not (unchanged and extra)
         if include_ruri:
-            out.append((ctx.ruri, ctx.dst_uri))
+            out.append((ctx.ruri, ctx.dst_uri, None))
         for item in extra:
             if isinstance(item, dict):
                 uri = str(item.get("uri") or "")
-                dst = item.get("dst_uri")
+                dst, path = item.get("dst_uri"), item.get("path")
             else:
-                uri, dst = str(item), bdst.get(str(item))
+                uri, dst, path = str(item), bdst.get(str(item)), bpath.get(str(item))
             if uri:
-                out.append((uri, str(dst) if dst else None))
+                out.append((uri, str(dst) if dst else None, str(path or "")))
         return out
 
     def _new_leg(self, txn: Transaction) -> None:
@@ -576,6 +577,7 @@ class TM:
         dst: str | None,
         proto: str | None,
         addr: tuple[str, int] | None,
+        path: str | None = None,
     ) -> Branch | None:
         if len(txn.branches) >= self.max_total_branches:
             log(L_ERR, "too many branches", ORIGIN)
@@ -594,6 +596,12 @@ class TM:
         txn.branches.append(b)
         # failure routes: ctx.msg is already a copy of the request saved at the first relay
         out = ctx.msg.copy()
+        if path is not None:
+            try:
+                swap_path(out, str(ctx.extra.get(RURI_PATH) or ""), path)
+            except ValueError as exc:
+                log(L_ERR, f"branch {idx}: bad Path {path!r}: {exc}", ORIGIN)
+                return b
         if txn.on_branch:
             bctx = self._branch_ctx(ctx, txn, b, out, uri, dst)
             self.run(txn.on_branch, bctx)
@@ -660,16 +668,7 @@ class TM:
 
     def onsend_ok(self, ctx: MsgContext, proto: str, addr: Address, data: bytes) -> bool:
         """Run ksr_onsend_route with the received message; False when it dropped the send."""
-        name = self.onsend
-        if not name or not self.router.engine.has(name):
-            return True
-        extra = {
-            **ctx.extra,
-            "onsend": {"proto": proto, "ip": addr[0], "port": addr[1], "buf": data},
-        }
-        octx = _clone(ctx, ctx.msg, ONSEND_ROUTE, extra)
-        self.run(name, octx)
-        return not octx.drop  # honoured as in Kamailio >= 5.8
+        return onsend_ok(ctx, proto, addr, data)
 
     def start_fr(self, txn: Transaction, b: Branch, delay: float) -> None:
         if b.fr is not None:
@@ -1179,8 +1178,6 @@ def _clone(ctx: MsgContext, msg: SipMessage, route_type: int, extra: dict[str, A
     )
     out.force_rport = ctx.force_rport
     out.received_at = ctx.received_at
-    if route_type == ONSEND_ROUTE:
-        out.new_uri, out.dst_uri = ctx.new_uri, ctx.dst_uri
     return out
 
 
