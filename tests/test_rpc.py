@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -131,9 +132,35 @@ def test_reload_under_load(tmp_path: Path, engine: str) -> None:
         log = r.log
     assert log.count("script v1") > 0 and log.count("script v2") > 0
     assert log.count("script v1") + log.count("script v2") == 3000
-    # after the reload no worker answers with the old script
-    assert log.rfind("script v1") < log.find("script v2") or log.count("script reloaded") == 2
-    assert log.count("script reloaded (version 1)") == 2
+    assert _served_by_version(log) == {"reloaded": 2, "answered": 3000}
+
+
+LOG_PID = re.compile(r"^ *\d+\((\d+)\) ")
+
+
+def _served_by_version(log: str) -> dict[str, int]:
+    """Check each worker's log in order: v1 until its 'script reloaded', v2 after it.
+
+    Returns how many workers reloaded and how many requests they answered; an AssertionError
+    names the first line out of order.
+    """
+    reloaded: dict[str, bool] = {}
+    answered = 0
+    for n, line in enumerate(log.splitlines(), 1):
+        m = LOG_PID.match(line)
+        if m is None:
+            continue
+        pid = m.group(1)
+        if "script reloaded (version 1)" in line:
+            assert not reloaded.get(pid), f"log line {n}: worker {pid} reloaded twice"
+            reloaded[pid] = True
+        elif "script v1" in line:
+            assert not reloaded.get(pid), f"log line {n}: worker {pid} ran v1 after its reload"
+            answered += 1
+        elif "script v2" in line:
+            assert reloaded.get(pid), f"log line {n}: worker {pid} ran v2 before its reload"
+            answered += 1
+    return {"reloaded": sum(reloaded.values()), "answered": answered}
 
 
 def test_reload_refuses_broken_script(tmp_path: Path) -> None:
