@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,30 @@ python -m bench.codegen_bench    # codegen on the synthetic 1,500-export spec se
 python -m bench.hotpath --profile  # µs per message through Router.handle, with a profile
 python -m bench.report bench/results/DATE.json  # re-render .md, .png and this page
 ```"""
+
+
+def commit_stamp(root: Path = ROOT) -> str:
+    """The commit a run measures: HEAD's short hash, ``-dirty`` when tracked files differ from
+    it (such figures come from no commit), ``?`` outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=root
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+    except OSError:
+        return "?"
+    if head.returncode != 0 or not head.stdout.strip():
+        return "?"
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+def _reproduce(res: dict[str, Any]) -> str:
+    return REPRODUCE.replace("DATE", str(res["date"]))
 
 
 def _num(v: float | int | None, digits: int = 0) -> str:
@@ -342,7 +367,7 @@ def write(res: dict[str, Any], out_dir: Path, docs: bool = True) -> list[Path]:
         f"# Benchmarks {stem}\n\n"
         + markdown(res, png.name if have_chart else None)
         + "\n## Reproduce\n\n"
-        + REPRODUCE
+        + _reproduce(res)
         + "\n"
     )
     written.append(md_path)
@@ -363,7 +388,9 @@ packages) on the same machine, in the same run, with the same configs and script
 the cost of one `KSR` call from each engine, stateless and relayed throughput
 driven by sipp, startup time and memory, and codegen time. Everything runs on
 127.0.0.1 and every measurement is bounded in time and count. The results below
-are those of `bench/results/{res['date']}.json` (also `.md` and `.png` there).
+are those of `bench/results/{res['date']}.json` (also `.md` and `.png` there),
+measured at commit `{res['machine'].get('commit', '?')}`: they describe that commit's code,
+not later ones; `nox -s bench` measures the checked-out commit and rewrites this page.
 
 ## How it is measured
 
@@ -394,7 +421,7 @@ are those of `bench/results/{res['date']}.json` (also `.md` and `.png` there).
 
 ## Reproduce
 
-{REPRODUCE}
+{_reproduce(res)}
 
 Kamailio is installed with `apt-get install kamailio kamailio-lua-modules
 kamailio-python3-modules kamailio-ruby-modules sip-tester` when the bench runs as root

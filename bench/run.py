@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -388,12 +387,7 @@ class Bench:
     # -- the run -------------------------------------------------------------------------------
 
     def machine(self) -> dict[str, Any]:
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-            ).stdout.strip()
-        except OSError:
-            commit = "?"
+        commit = report.commit_stamp(ROOT)
         return {
             "cpus": os.cpu_count(),
             "platform": f"{platform.system()} {platform.machine()}",
