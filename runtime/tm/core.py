@@ -29,13 +29,13 @@ from pykemi.runtime.core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
     FAILURE_ROUTE,
+    ONSEND_ROUTE,
     TM_ONREPLY_ROUTE,
     Address,
     MsgContext,
     ProcessState,
 )
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
-from pykemi.runtime.core.onsend import onsend_ok
 from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
@@ -115,6 +115,9 @@ class TM:
         self.e2e_reason = bool(p["e2e_cancel_reason"])
         self.contacts_avp = str(p["contacts_avp"])
         self.contact_flows_avp = str(p["contact_flows_avp"])
+        name = router.cfg.get("kemi.onsend_route_callback")
+        onsend = str(name) if isinstance(name, str) and name else "ksr_onsend_route"
+        self.onsend = "" if onsend == "none" else onsend
         self.table = TransactionTable()
         self.timers = TmTimers()
         self.stats = TmStats(router.stats)
@@ -668,7 +671,16 @@ class TM:
 
     def onsend_ok(self, ctx: MsgContext, proto: str, addr: Address, data: bytes) -> bool:
         """Run ksr_onsend_route with the received message; False when it dropped the send."""
-        return onsend_ok(ctx, proto, addr, data)
+        name = self.onsend
+        if not name or not self.router.engine.has(name):
+            return True
+        extra = {
+            **ctx.extra,
+            "onsend": {"proto": proto, "ip": addr[0], "port": addr[1], "buf": data},
+        }
+        octx = _clone(ctx, ctx.msg, ONSEND_ROUTE, extra)
+        self.run(name, octx)
+        return not octx.drop  # honoured as in Kamailio >= 5.8
 
     def start_fr(self, txn: Transaction, b: Branch, delay: float) -> None:
         if b.fr is not None:
@@ -1178,6 +1190,8 @@ def _clone(ctx: MsgContext, msg: SipMessage, route_type: int, extra: dict[str, A
     )
     out.force_rport = ctx.force_rport
     out.received_at = ctx.received_at
+    if route_type == ONSEND_ROUTE:
+        out.new_uri, out.dst_uri = ctx.new_uri, ctx.dst_uri
     return out
 
 
