@@ -13,7 +13,7 @@ import yaml
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import MsgContext, ProcessState
-from pykemi.runtime.modules import core
+from pykemi.runtime.modules import core, sl
 from pykemi.runtime.sip.message import parse_message
 
 from .kamailio_ref import api_list
@@ -103,10 +103,26 @@ def test_dsturi() -> None:
     assert core.resetdsturi(ctx) and not core.isdsturiset(ctx)
 
 
-def test_rport_flags() -> None:
-    ctx, _ = make_ctx()
-    assert core.force_rport(ctx) and ctx.force_rport
-    assert core.add_local_rport(ctx) and ctx.extra["add_local_rport"]
+def test_force_rport_replies_to_the_source_port() -> None:
+    """The request's Via (10.0.0.1:5062) has no rport: the reply goes to the Via port, or
+    with force_rport to the port the request came from (6000)."""
+    for forced, port in ((False, 5062), (True, 6000)):
+        ctx, sent = make_ctx(request("OPTIONS"))
+        assert not forced or core.force_rport(ctx)
+        assert sl.sl_send_reply(ctx, 200, "OK") == 1
+        assert [addr for _, addr in sent.items] == [("192.0.2.7", port)]
+
+
+def test_add_local_rport_adds_rport_to_our_via() -> None:
+    for added in (False, True):
+        ctx, sent = make_ctx(request("OPTIONS"))
+        assert not added or core.add_local_rport(ctx)
+        assert core.forward_uri(ctx, "sip:10.0.0.9:5090") == 1
+        [(data, addr)] = sent.items
+        assert addr == ("10.0.0.9", 5090)
+        top_via = parse_message(data).get("Via") or ""
+        assert top_via.startswith("SIP/2.0/UDP 127.0.0.1:5060;branch=")
+        assert top_via.endswith(";rport") is added, top_via
 
 
 def test_is_method() -> None:
