@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pykemi.runtime.modules import hdr
+from pykemi.runtime.modules import hdr, sl
 from pykemi.runtime.sip.message import parse_message
 
 from .modhelpers import INVITE, make_ctx
@@ -97,12 +97,15 @@ def test_get_variants() -> None:
     assert hdr.getw_idx(ctx, "X-Multi", 0) == "one"
 
 
-def test_append_to_reply_queues_lines() -> None:
-    ctx, _ = make_ctx()
+def test_append_to_reply_goes_into_the_next_reply() -> None:
+    ctx, sent = make_ctx()
     assert hdr.append_to_reply(ctx, "X-R: 1\r\n") == 1
     assert hdr.append_to_reply(ctx, "broken") == -1
-    assert ctx.extra["reply_headers"] == ["X-R: 1\r\n"]
     assert hdr.get(ctx, "X-R") is None  # not added to the request
+    assert sl.send_reply(ctx, 404, "Not Here") == 1
+    [(data, _)] = sent.items
+    assert [h.name for h in parse_message(data).headers if h.name.startswith("X-")] == ["X-R"]
+    assert b"\r\nX-R: 1\r\n" in data and b"broken" not in data
 
 
 def test_match_content() -> None:
