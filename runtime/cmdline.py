@@ -24,6 +24,7 @@ from .control import Control, server_version
 from .core.log import LOG
 from .daemon import Detached, detach
 from .dispatch import StartupError
+from .privileges import resolve
 from .router import Router
 from .server import Server
 
@@ -94,6 +95,12 @@ def add_run_options(parser: argparse.ArgumentParser, kamailio: bool) -> None:
     for flag, what in (("-m", "shared"), ("-M", "private")):
         parser.add_argument(flag, metavar="MB", type=int, help=f"{what} memory: no effect")
     parser.add_argument("-L", metavar="DIR", help="module folder: no effect")
+    for flag, dest, what in (
+        ("-u", "user", "run as USER (name or uid) after binding the sockets, as user="),
+        ("-g", "group", "run with group GROUP (name or gid), as group="),
+        ("-t", "chroot", "chroot to DIR after binding the sockets, as chroot="),
+    ):
+        parser.add_argument(flag, dest=dest, metavar=dest.upper(), help=what)
     parser.add_argument("-P", dest="pid_file", type=Path, metavar="FILE", help="write a pid file")
     parser.add_argument("-V", dest="version", action="store_true", help="print the version")
     parser.add_argument("--debug", type=int, default=None, help="override debug=")
@@ -141,6 +148,11 @@ def build(cfg: Config, prog: str) -> Router | int:
 
 def check(cfg: Config, prog: str) -> int:
     """``kemi check``/``-c``: load everything a start would, print the warnings, bind nothing."""
+    try:
+        resolve(cfg)  # user=/group=/chroot= exist
+    except StartupError as exc:
+        print(f"{prog}: cannot start: {exc}", file=sys.stderr)
+        return 1
     LOG.level = -10  # the warnings are printed below, once
     router = build(cfg, prog)
     if isinstance(router, int):
@@ -195,6 +207,9 @@ def run(args: argparse.Namespace, prog: str, kamailio: bool) -> int:
         cfg.globals["debug"] = args.debug
     if args.log_stderr:
         cfg.globals["log_stderror"] = True
+    for name in ("user", "group", "chroot"):  # -u/-g/-t win over the config, as in Kamailio
+        if getattr(args, name) is not None:
+            cfg.globals[name] = getattr(args, name)
     if args.check:
         return check(cfg, prog)
     mode = run_mode(cfg, NO_FORK if args.foreground else args.no_daemon, kamailio)

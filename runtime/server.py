@@ -34,6 +34,7 @@ from .core.timer import TIMERS
 from .dispatch import StartupError
 from .engines.base import DEFAULT_TIME_LIMIT_MS
 from .launch import READY
+from .privileges import drop, resolve
 from .router import Router
 from .tcpconn import SND_F_CON_CLOSE, SND_F_FORCE_CON_REUSE, TcpConn, TcpConns, TcpLimits
 from .transport import (
@@ -45,6 +46,7 @@ from .transport import (
     encode_out,
     worker_for,
 )
+from .usrloc.store import shared_dir
 
 MAX_UDP = 65535
 # global kemi.worker_watchdog (ms, 0 = off): a worker busy this long with one batch of
@@ -131,6 +133,7 @@ class Server:
         self._watchdog_check = 0  # monotonic ns of the next scan
         # called once the router serves (kemi run's daemon mode tells its creator: daemon.py)
         self.on_ready: Callable[[], None] | None = None
+        self.privileges = resolve(router.cfg)  # user=/group=/chroot=: dropped after bind
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -376,6 +379,8 @@ class Server:
         log(L_NOTICE, f"pykemi listening on {addrs} with cfgengine {cfg.cfgengine} ({mode})")
         if self.router.control_factory is not None:
             self.control = self.router.control_factory(self)
+        # as Kamailio: sockets bound and state made as root, then no script runs as root
+        drop(self.privileges, [d for d in (shared_dir(),) if d is not None])
         if not fork:
             self._install_signals()
             self._limit_memory(1)

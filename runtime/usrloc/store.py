@@ -416,6 +416,12 @@ def _private_dir() -> Path:
     return _private[0][1]
 
 
+def shared_dir() -> Path | None:
+    """The directory of shared files when this process made one (the server hands it to
+    ``user=`` before dropping root: the workers open its files again)."""
+    return _private[0][1] if _private and _private[0][0] == os.getpid() else None
+
+
 def _is_tmp(path: str) -> bool:
     return path in _created
 
