@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.context import ProcessState
-from pykemi.runtime.modules import corex, sl
+from pykemi.runtime.core.log import L_INFO, LOG
+from pykemi.runtime.modules import core, corex, rr, sl
+from pykemi.runtime.router import Router
+from pykemi.runtime.sip.message import parse_message
 
 from .kamailio_ref import api_list
 from .modhelpers import INVITE, REPLY, make_ctx, request
+from .test_tm_unit import Net, invite
 
 
 def test_has_ruri_user_and_user_agent() -> None:
@@ -27,20 +33,50 @@ def test_has_ruri_user_and_user_agent() -> None:
     assert corex.has_ruri_user(rctx) == -1
 
 
-def test_append_branch_family() -> None:
-    ctx, _ = make_ctx()
-    assert corex.append_branch_uri(ctx, "sip:alice@10.0.0.2") == 1
-    assert corex.append_branch_uri_q(ctx, "sip:alice@10.0.0.3", "0.5") == 1
-    ctx.new_uri = "sip:bob@10.0.0.4"
-    ctx.dst_uri = "sip:10.0.0.99"
-    assert corex.append_branch(ctx) == 1
-    assert ctx.extra["branches"] == ["sip:alice@10.0.0.2", "sip:alice@10.0.0.3", "sip:bob@10.0.0.4"]
-    assert ctx.extra["branch_q"] == {"sip:alice@10.0.0.3": "0.5"}
-    assert ctx.extra["branch_dst"] == {"sip:bob@10.0.0.4": "sip:10.0.0.99"}
-    assert corex.append_branch_uri(ctx, "not a uri") == -1
-    assert corex.append_branch_uri_q(ctx, "sip:x@y", "2") == -1
-    assert corex.append_branch_uri_q(ctx, "sip:x@y", "abc") == -1
-    assert len(ctx.extra["branches"]) == 3
+FORK_SCRIPT = """
+function ksr_request_route()
+    local rc = {
+        KSR.corex.append_branch_uri("sip:alice@127.0.0.1:5080"),
+        KSR.corex.append_branch_uri_q("sip:alice@127.0.0.1:5082", "0.5"),
+        KSR.corex.append_branch_uri("not a uri"),
+        KSR.corex.append_branch_uri_q("sip:x@127.0.0.1:5088", "2"),
+        KSR.corex.append_branch_uri_q("sip:x@127.0.0.1:5088", "abc"),
+    }
+    KSR.pv.sets("$ru", "sip:bob@127.0.0.1:5084")
+    KSR.pv.sets("$du", "sip:127.0.0.1:5090")
+    rc[#rc + 1] = KSR.corex.append_branch()
+    KSR.pv.sets("$ru", "sip:main@127.0.0.1:5086")
+    KSR.pv.sets("$du", "")
+    KSR.info("rc=" .. table.concat(rc, ",") .. "\\n")
+    KSR.tm.t_relay()
+end
+"""
+
+
+def test_appended_branches_are_forked(tmp_path: Path) -> None:
+    """append_branch_uri(_q) and append_branch (with the $du it takes along) add branches
+    t_relay sends in parallel; invalid URIs or q values add nothing."""
+    (tmp_path / "k.lua").write_text(FORK_SCRIPT, encoding="utf-8")
+    mods = ("tm", "sl", "corex", "app_lua")
+    loads = [f'loadmodule "{m}.so"' for m in mods]
+    lines = ["debug=3", "listen=udp:127.0.0.1:5060", *loads, 'modparam("app_lua", "load", "k.lua")']
+    cfg = "\n".join([*lines, 'cfgengine "lua"', ""])
+    buf = io.StringIO()
+    old = (LOG.stream, LOG.level)
+    LOG.stream, LOG.level = buf, L_INFO
+    try:
+        net = Net(Router(parse_config_text(cfg, str(tmp_path / "kamailio.cfg"))))
+        net.feed(invite(1))
+    finally:
+        LOG.stream, LOG.level = old
+    assert "rc=1,1,-1,-1,-1,1\n" in buf.getvalue(), buf.getvalue()
+    forked = sorted((addr[1], m.ruri) for _, addr, m in net.take() if m.is_request)
+    assert forked == [
+        (5080, "sip:alice@127.0.0.1:5080"),
+        (5082, "sip:alice@127.0.0.1:5082"),
+        (5086, "sip:main@127.0.0.1:5086"),
+        (5090, "sip:bob@127.0.0.1:5084"),
+    ]
 
 
 def test_branches_become_redirect_contacts() -> None:
@@ -64,7 +100,6 @@ def test_sockets() -> None:
     proc = ProcessState(listen=[("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5061)])
     ctx, _ = make_ctx(proc=proc)
     assert corex.set_send_socket(ctx, "tcp:127.0.0.1:5061") == 1
-    assert ctx.extra["force_send_socket"] == ("tcp", "127.0.0.1", 5061)
     assert corex.set_send_socket(ctx, "udp:10.9.9.9:5060") == -1
     assert corex.set_send_socket(ctx, "udp:[::1") == -1
     assert corex.set_recv_socket(ctx, "tcp:127.0.0.1:5061") == 1
@@ -80,9 +115,28 @@ def test_sockets() -> None:
     assert corex.set_send_socket_name(ctx, "s1") == 1
 
 
+@pytest.mark.parametrize("forced", [False, True])
+def test_send_socket_is_the_outbound_record_route(forced: bool) -> None:
+    """The socket set_send_socket picks is the one record_route names for the outgoing side
+    (double Record-Route when it differs from the receiving socket)."""
+    proc = ProcessState(listen=[("udp", "127.0.0.1", 5060), ("tcp", "127.0.0.1", 5061)])
+    ctx, sent = make_ctx(INVITE, proc=proc)
+    assert not forced or corex.set_send_socket(ctx, "tcp:127.0.0.1:5061") == 1
+    assert rr.record_route(ctx) == 1
+    assert core.forward_uri(ctx, "sip:10.0.0.9:5090") == 1
+    rrs = [h.value for h in parse_message(sent.items[0][0]).headers if h.name == "Record-Route"]
+    if forced:
+        assert rrs == [
+            "<sip:127.0.0.1:5061;transport=tcp;r2=on;lr;ftag=ftag1>",
+            "<sip:127.0.0.1;r2=on;lr;ftag=ftag1>",
+        ]
+    else:
+        assert rrs == ["<sip:127.0.0.1;lr;ftag=ftag1>"]
+
+
 def test_via_flags_and_faked() -> None:
     ctx, _ = make_ctx()
-    assert corex.via_add_srvid(ctx, 1) == 1 and ctx.extra["via_add_srvid"] is True
+    assert corex.via_add_srvid(ctx, 1) == 1
     assert corex.via_add_xavp_params(ctx, 0) == 1
     assert corex.via_use_xavp_fields(ctx, 1) == 1
     assert corex.is_faked_msg(ctx) == -1
