@@ -14,7 +14,7 @@ from pykemi.runtime.config.modparams import spec_defaults
 from pykemi.runtime.config.parser import parse_config_text
 from pykemi.runtime.core.context import ProcessState
 from pykemi.runtime.core.pv import get_pv
-from pykemi.runtime.modules import nathelper, registrar
+from pykemi.runtime.modules import corex, nathelper, registrar, sl
 from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import SipMessage, parse_message
 from pykemi.runtime.usrloc import MemoryStore, SqliteStore, location_store
@@ -65,6 +65,14 @@ def lookup(proc: ProcessState, ruri: str = "sip:alice@example.com", method: str 
     return registrar.lookup(ctx, "location"), ctx
 
 
+def dset(ctx: Any) -> list[str]:
+    """The destination set lookup left, as a 302 sent now lists it (Contacts, in order)."""
+    ctx.send.items.clear()
+    assert sl.sl_send_reply(ctx, 302, "Moved") == 1
+    [(data, _)] = ctx.send.items
+    return [h.value.strip("<>") for h in parse_message(data).headers if h.name == "Contact"]
+
+
 class Clock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 1_700_000_000.0
@@ -81,14 +89,12 @@ def test_save_replies_with_bindings_and_lookup_forks_by_q() -> None:
     assert (rpl.get("Contact") or "").count("expires=") == 2
     rc, ctx = lookup(proc)
     assert rc == 1
-    assert ctx.ruri == "sip:alice@10.0.0.2"  # highest q first
-    assert ctx.extra["branches"] == ["sip:alice@10.0.0.1:5062"]
-    assert ctx.extra["branch_q"] == {"sip:alice@10.0.0.1:5062": "0.5"}
+    assert dset(ctx) == ["sip:alice@10.0.0.2", "sip:alice@10.0.0.1:5062"]  # highest q first
     assert lookup(proc, "sip:bob@example.com")[0] == -1
     # append_branches=0: only the R-URI
     proc.extra["modparams.registrar"]["append_branches"] = 0
     rc, ctx = lookup(proc)
-    assert rc == 1 and "branches" not in ctx.extra
+    assert rc == 1 and dset(ctx) == ["sip:alice@10.0.0.2"]
 
 
 def test_query_without_contacts_returns_4() -> None:
@@ -109,7 +115,7 @@ def test_expires_sources_and_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "<sip:c@10.0.0.3>;expires=300" in (rpl.get("Contact") or "")
     clock.now += 61
     rc, ctx = lookup(proc)
-    assert rc == 1 and "sip:a@10.0.0.1" not in [ctx.ruri, *ctx.extra.get("branches", [])]
+    assert rc == 1 and "sip:a@10.0.0.1" not in dset(ctx)
     clock.now += 600
     assert lookup(proc)[0] == -1
 
@@ -241,11 +247,11 @@ def test_lookup_to_dset_and_branches() -> None:
     save(proc, register("<sip:b@10.0.0.2>", aor="sip:bob@example.com", callid="b"))
     ctx, _ = make_ctx(request("INVITE", "sip:alice@example.com"), proc=proc)
     assert registrar.lookup_to_dset(ctx, "location", "sip:bob@example.com") == 1
-    assert ctx.ruri == "sip:alice@example.com" and ctx.extra["branches"] == ["sip:b@10.0.0.2"]
+    assert ctx.ruri == "sip:alice@example.com" and dset(ctx) == ["sip:b@10.0.0.2"]
     ctx, _ = make_ctx(request("INVITE", "sip:alice@example.com"), proc=proc)
-    ctx.extra["branches"] = ["sip:bob@example.com"]
+    assert corex.append_branch_uri(ctx, "sip:bob@example.com") == 1
     assert registrar.lookup_branches(ctx, "location") == 1
-    assert ctx.ruri == "sip:a@10.0.0.1" and ctx.extra["branches"] == ["sip:b@10.0.0.2"]
+    assert dset(ctx) == ["sip:a@10.0.0.1", "sip:b@10.0.0.2"]
 
 
 def test_forked_processes_share_the_default_store(tmp_path: Path) -> None:
