@@ -114,7 +114,9 @@ def test_allow_trusted(db_url: str) -> None:
     raw = request("INVITE", "sip:carol@example.com")
     ctx = ctx_from(proc, ("192.0.2.7", 5060), raw)
     assert perm.allow_trusted(ctx) == 1
-    assert ctx.extra["avps"]["peer"] == ["t-alice", "t-carol"]
+    # the script sees both tags, newest first, and $avp(peer) is the last one added
+    assert get_pv(ctx, "$(avp(peer)[*])") == "t-carol,t-alice"
+    assert get_pv(ctx, "$avp(peer)") == "t-carol"
 
 
 def test_trusted_patterns_are_linear_time_and_bad_ones_skipped(db_url: str) -> None:
