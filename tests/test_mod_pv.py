@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pykemi.runtime.core.pv import format_pv, get_pv, is_valid_pv, parse_format, set_pv
+from pykemi.runtime.modules import core
 from pykemi.runtime.modules import pv as kpv
 
 from .modhelpers import INVITE, REPLY, make_ctx, request
@@ -190,8 +191,10 @@ def test_var_shv_avp() -> None:
 
 def test_flags_settable() -> None:
     ctx, _ = make_ctx()
-    assert set_pv(ctx, "$mf", 5) and ctx.flags == 5
-    assert set_pv(ctx, "$bf", 2) and ctx.bflags == 2
+    assert set_pv(ctx, "$mf", 5) and get_pv(ctx, "$mf") == 5
+    assert [core.isflagset(ctx, f) for f in range(4)] == [True, False, True, False]
+    assert set_pv(ctx, "$bf", 2) and get_pv(ctx, "$bf") == 2
+    assert [core.isbflagset(ctx, f) for f in range(3)] == [False, True, False]
 
 
 def test_read_only() -> None:
