@@ -169,6 +169,7 @@ class Router:
         ints: dict[tuple[str, str], int] = {}
         for module in self.registry.bases:  # C modules read the spec defaults the cfg overrides
             values = collect(self.cfg, module, api=self.api)
+            self.proc.extra[PROC_KEY + module] = values  # Python modules: modparams.values()
             ints.update({(module, k): v for k, v in values.items() if isinstance(v, int)})
         set_modparam_ints(ints)
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from pykemi.runtime.sip.message import parse_message
+from pykemi.runtime.sip.reply import make_reply
+
 from .harness import RunningRouter, router
 from .modhelpers import crlf
 
@@ -175,3 +178,264 @@ def test_msg_received_needs_received_route_mode(tmp_path: Path, engine: str) -> 
         reply = ask(r.port, request("INFO", "sip:a@127.0.0.1", "X-Drop-Rcv: 1\n"))
         assert reply is not None and reply.startswith(b"SIP/2.0 200 OK")
         assert "RECEIVED" not in r.log
+
+
+# ---- sl: sl:local-response ------------------------------------------------------------------
+
+SL_LUA = """
+function ksr_request_route()
+    KSR.sl.send_reply(200, "OK")
+end
+function ksr_sl_event(evname)
+    KSR.err("SLRESP " .. evname .. " " .. KSR.pv.get("$rm") .. "\\n")
+end
+"""
+
+SL_PY = """
+import KSR
+
+def mod_init():
+    return Handler()
+
+class Handler:
+    def ksr_request_route(self, msg):
+        KSR.sl.send_reply(200, "OK")
+        return 1
+
+    def ksr_sl_event(self, msg, evname):
+        KSR.err("SLRESP " + evname + " " + KSR.pv.get("$rm") + "\\n")
+        return 1
+"""
+
+
+# ---- htable: htable:expired:<table> ---------------------------------------------------------
+
+HT_LUA = """
+function ksr_request_route()
+    KSR.htable.sht_sets("short", "k1", "v1")
+    KSR.sl.send_reply(200, "OK")
+end
+function ksr_htable_event(evname)
+    if evname == "htable:mod-init" then return end
+    KSR.err("HTEXP " .. evname .. " " .. KSR.pv.get("$shtrecord(key)") .. "="
+        .. KSR.pv.get("$shtrecord(value)") .. "\\n")
+end
+"""
+
+HT_PY = """
+import KSR
+
+def mod_init():
+    return Handler()
+
+class Handler:
+    def ksr_request_route(self, msg):
+        KSR.htable.sht_sets("short", "k1", "v1")
+        KSR.sl.send_reply(200, "OK")
+        return 1
+
+    def ksr_htable_event(self, msg, evname):
+        if evname != "htable:mod-init":
+            KSR.err("HTEXP " + evname + " " + KSR.pv.get("$shtrecord(key)") + "="
+                    + KSR.pv.get("$shtrecord(value)") + "\\n")
+        return 1
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_htable_expired(tmp_path: Path, engine: str) -> None:
+    """An item that expires runs the event_callback once (whichever worker purges), with
+    "htable:expired:<table>" and the item in $shtrecord(key)/$shtrecord(value)."""
+    script = HT_LUA if engine == "lua" else HT_PY
+    lines = [
+        'modparam("htable", "htable", "short=>size=4;autoexpire=1;")',
+        'modparam("htable", "timer_interval", 1)',
+        'modparam("htable", "event_callback", "ksr_htable_event")',
+    ]
+    with running(tmp_path, engine, script, lines, ("htable",)) as r:
+        reply = ask(r.port, request("OPTIONS", "sip:a@127.0.0.1"))
+        assert reply is not None and reply.startswith(b"SIP/2.0 200 OK")
+        assert "HTEXP htable:expired:short k1=v1" in wait_log(r, "HTEXP")
+        time.sleep(2.5)  # every worker's purge timer has run again: still one event
+        assert r.count("HTEXP") == 1
+
+
+# ---- tm: tm:local-request, tm:local-response-sent, t_on_branch_failure ------------------------
+
+TM_LUA = """
+function ksr_request_route()
+    if KSR.pv.get("$rm") == "MESSAGE" then
+        KSR.tm.t_uac_send("OPTIONS", KSR.pv.get("$hdr(X-Target)"), "", "", "X-Uac: 1\\r\\n", "")
+        KSR.sl.send_reply(200, "Sent")
+    elseif KSR.hdr.is_present("X-Busy") > 0 then
+        KSR.tm.t_newtran()
+        KSR.tm.t_reply(486, "Busy Here")
+    else
+        KSR.tm.t_on_branch_failure("ksr_branch_failure")
+        KSR.tm.t_relay()
+    end
+end
+function ksr_tm_event(evname)
+    KSR.err("TMREQ " .. evname .. " " .. KSR.pv.get("$rm") .. " " .. KSR.pv.get("$ru") .. "\\n")
+    if string.find(KSR.pv.get("$ru"), "drop", 1, true) then KSR.x.drop() end
+    KSR.hdr.append("X-Event: " .. evname .. "\\r\\n")
+end
+function ksr_tm_lres(evname)
+    KSR.err("TMRESP " .. evname .. " " .. KSR.pv.get("$rs") .. "\\n")
+end
+function ksr_branch_failure(...)
+    KSR.err("BF args=" .. select("#", ...) .. " " .. KSR.pv.get("$T_reply_code") .. "\\n")
+end
+"""
+
+TM_PY = """
+import KSR
+
+def mod_init():
+    return Handler()
+
+class Handler:
+    def ksr_request_route(self, msg):
+        if KSR.pv.get("$rm") == "MESSAGE":
+            KSR.tm.t_uac_send("OPTIONS", KSR.pv.get("$hdr(X-Target)"), "", "", "X-Uac: 1\\r\\n", "")
+            KSR.sl.send_reply(200, "Sent")
+        elif KSR.hdr.is_present("X-Busy") > 0:
+            KSR.tm.t_newtran()
+            KSR.tm.t_reply(486, "Busy Here")
+        else:
+            KSR.tm.t_on_branch_failure("ksr_branch_failure")
+            KSR.tm.t_relay()
+        return 1
+
+    def ksr_tm_event(self, msg, evname):
+        KSR.err("TMREQ " + evname + " " + KSR.pv.get("$rm") + " " + KSR.pv.get("$ru") + "\\n")
+        if "drop" in KSR.pv.get("$ru"):
+            KSR.x.drop()
+        KSR.hdr.append("X-Event: " + evname + "\\r\\n")
+        return 1
+
+    def ksr_tm_lres(self, msg, evname):
+        KSR.err("TMRESP " + evname + " " + str(KSR.pv.get("$rs")) + "\\n")
+        return 1
+
+    def ksr_branch_failure(self, msg, *args):
+        KSR.err("BF args=" + str(len(args)) + " " + str(KSR.pv.get("$T_reply_code")) + "\\n")
+        return 1
+"""
+
+TM_CFG = ['modparam("tm", "event_callback", "ksr_tm_event")']
+LRES_CFG = ['modparam("tm", "event_callback_lres_sent", "ksr_tm_lres")']
+
+
+def receive(sock: socket.socket, wait: float = 3.0) -> bytes | None:
+    sock.settimeout(wait)
+    try:
+        return sock.recvfrom(65535)[0]
+    except TimeoutError:
+        return None
+
+
+@contextmanager
+def tm_router(
+    tmp: Path, engine: str, lines: list[str]
+) -> Iterator[tuple[RunningRouter, socket.socket]]:
+    """A router with tm and a UAS socket (the second item) to send requests to."""
+    script = TM_LUA if engine == "lua" else TM_PY
+    with (
+        running(tmp, engine, script, lines, ("tm",)) as r,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as uas,
+    ):
+        uas.bind(("127.0.0.1", 0))
+        yield r, uas
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tm_local_request(tmp_path: Path, engine: str) -> None:
+    """tm's event_callback sees each request t_uac_send sends, as "tm:local-request": the
+    header it appends is on the wire; a drop there sends nothing."""
+    with tm_router(tmp_path, engine, TM_CFG) as (r, uas):
+        uas_port = uas.getsockname()[1]
+        target = f"X-Target: sip:uas@127.0.0.1:{uas_port}\n"
+        reply = ask(r.port, request("MESSAGE", "sip:a@127.0.0.1", target))
+        assert reply is not None and reply.startswith(b"SIP/2.0 200 Sent")
+        sent = receive(uas)
+        assert sent is not None and sent.startswith(b"OPTIONS sip:uas@")
+        assert b"\r\nX-Event: tm:local-request\r\n" in sent and b"X-Uac: 1" in sent
+        assert "TMREQ tm:local-request OPTIONS" in r.log
+        ok = make_reply(parse_message(sent), 200, "OK", to_tag="t0")  # no retransmissions
+        uas.sendto(ok.to_bytes(), ("127.0.0.1", r.port))
+        target = f"X-Target: sip:drop@127.0.0.1:{uas_port}\n"
+        assert ask(r.port, request("MESSAGE", "sip:a@127.0.0.1", target)) is not None
+        assert "TMREQ tm:local-request OPTIONS" in wait_log(r, "sip:drop@")
+        while (late := receive(uas, wait=1.0)) is not None:
+            assert b"sip:drop@" not in late
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tm_branch_failure(tmp_path: Path, engine: str) -> None:
+    """The function named by t_on_branch_failure runs when a branch gets a negative reply;
+    Kamailio passes it no event name (its native name is event_route[tm:branch-failure:<n>])."""
+    with (
+        tm_router(tmp_path, engine, []) as (r, uas),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as uac,
+    ):
+        uac.bind(("127.0.0.1", 0))
+        uas_uri = f"sip:uas@127.0.0.1:{uas.getsockname()[1]}"
+        uac.sendto(request("INVITE", uas_uri), ("127.0.0.1", r.port))
+        invite = receive(uas)
+        assert invite is not None and invite.startswith(b"INVITE ")
+        busy = make_reply(parse_message(invite), 404, "Not Found", to_tag="t1")
+        uas.sendto(busy.to_bytes(), ("127.0.0.1", r.port))
+        final = [receive(uac) for _ in range(2)]
+        assert any(f is not None and f.startswith(b"SIP/2.0 404") for f in final)
+        assert "BF args=0 404" in wait_log(r, "BF args")
+
+
+# ---- registrar/usrloc: usrloc:contact-expired -----------------------------------------------
+
+UL_LUA = """
+function ksr_request_route()
+    KSR.registrar.save("location", 0)
+end
+function ksr_reg_event(evname)
+    KSR.err("ULEXP " .. evname .. " " .. KSR.pv.get("$ulc(exp=>aor)") .. " "
+        .. KSR.pv.get("$ulc(exp=>addr)") .. "\\n")
+end
+"""
+
+UL_PY = """
+import KSR
+
+def mod_init():
+    return Handler()
+
+class Handler:
+    def ksr_request_route(self, msg):
+        KSR.registrar.save("location", 0)
+        return 1
+
+    def ksr_reg_event(self, msg, evname):
+        KSR.err("ULEXP " + evname + " " + KSR.pv.get("$ulc(exp=>aor)") + " "
+                + KSR.pv.get("$ulc(exp=>addr)") + "\\n")
+        return 1
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_usrloc_contact_expired(tmp_path: Path, engine: str) -> None:
+    """registrar's event_callback runs once per expired contact with "usrloc:contact-expired",
+    the contact in $ulc(exp=>...)."""
+    script = UL_LUA if engine == "lua" else UL_PY
+    lines = [
+        'modparam("usrloc", "timer_interval", 1)',
+        'modparam("registrar", "min_expires", 0)',
+        'modparam("registrar", "event_callback", "ksr_reg_event")',
+    ]
+    contact = "Contact: <sip:alice@127.0.0.1:5999>;expires=1\n"
+    with running(tmp_path, engine, script, lines, ("usrloc", "registrar")) as r:
+        reply = ask(r.port, request("REGISTER", "sip:127.0.0.1", contact))
+        assert reply is not None and reply.startswith(b"SIP/2.0 200")
+        log = wait_log(r, "ULEXP")
+        assert "ULEXP usrloc:contact-expired bob sip:alice@127.0.0.1:5999" in log
+        time.sleep(2.5)  # every worker's timer has run again: still one event
+        assert r.count("ULEXP") == 1

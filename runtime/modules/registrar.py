@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import REQUEST_ROUTE
+from pykemi.runtime.core.events import callback_name, faked_context, run_event
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
 from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, prepend_route
 from pykemi.runtime.sip.uri import parse_uri
 from pykemi.runtime.usrloc import (
+    ON_EXPIRED,
     Q_UNSPECIFIED,
     STORE_KEY,
     Contact,
@@ -38,7 +40,7 @@ from pykemi.runtime.usrloc import (
 )
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from pykemi.runtime.core.context import MsgContext, ProcessState
 
 MOD = "registrar"
 
@@ -810,6 +812,17 @@ def _startup(router: Any, values: dict[str, Any]) -> None:
     # the usrloc store must exist before the fork, even without loadmodule "usrloc.so"
     if STORE_KEY not in router.proc.extra:
         setup(router.proc)
+    callback = callback_name(values.get("event_callback"))
+    if callback:
+        proc = router.proc
+        proc.extra[ON_EXPIRED] = lambda table, c: contact_expired(proc, callback, table, c)
+
+
+def contact_expired(proc: ProcessState, callback: str, table: str, contact: Contact) -> None:
+    """usrloc:contact-expired (registrar's event_callback): $ulc(exp=>...) is the contact."""
+    profile = {"aor": contact.aor, "domain": table, "contacts": [contact]}
+    proc.extra.setdefault(ULC, {})["exp"] = profile
+    run_event(proc, callback, "usrloc:contact-expired", faked_context(proc))
 
 
 _params.register(MOD, after=_startup)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pykemi.runtime.config.modparams import values as modparams
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.events import callback_name, run_event
 from pykemi.runtime.modules.hdr import parse_header_lines
 
 if TYPE_CHECKING:
@@ -91,6 +93,10 @@ def reply(ctx: MsgContext, code: int, reason: str) -> int:
         klog.err(f"failed to send reply {code} {reason}: {exc}")
         return -1
     ctx.replied = code
+    # event_route[sl:local-response]: Kamailio hands the callback the request, after sending
+    callback = callback_name(modparams(ctx.proc, "sl").get("event_callback_lres_sent"))
+    if callback:
+        run_event(ctx.proc, callback, "sl:local-response", ctx)
     return 1
 
 

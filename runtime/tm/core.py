@@ -28,13 +28,16 @@ from pykemi.runtime.config.modparams import PROC_KEY, collect, spec_defaults
 from pykemi.runtime.core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
+    EVENT_ROUTE,
     FAILURE_ROUTE,
+    LOCAL_ROUTE,
     ONSEND_ROUTE,
     TM_ONREPLY_ROUTE,
     Address,
     MsgContext,
     ProcessState,
 )
+from pykemi.runtime.core.events import callback_name, run_event
 from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
 from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
@@ -115,6 +118,9 @@ class TM:
         self.e2e_reason = bool(p["e2e_cancel_reason"])
         self.contacts_avp = str(p["contacts_avp"])
         self.contact_flows_avp = str(p["contact_flows_avp"])
+        # event routes: tm:local-request (event_callback), tm:local-response-sent
+        self.event_callback = callback_name(p.get("event_callback"))
+        self.lres_callback = callback_name(p.get("event_callback_lres_sent"))
         name = router.cfg.get("kemi.onsend_route_callback")
         onsend = str(name) if isinstance(name, str) and name else "ksr_onsend_route"
         self.onsend = "" if onsend == "none" else onsend
@@ -343,7 +349,15 @@ class TM:
         self.stats.add(self.stats.rpl_generated)
         ok = self.send_upstream(txn, data, code, reason)
         ctx.replied = code
+        if ok and self.lres_callback:
+            self._local_response_sent(ctx, rpl)
         return 1 if ok else -1
+
+    def _local_response_sent(self, ctx: MsgContext, rpl: SipMessage) -> None:
+        """Kamailio's tm:local-response-sent: a reply tm generated (t_reply, the automatic
+        100) was sent; the callback gets that reply as its message."""
+        rctx = _clone(ctx, rpl, EVENT_ROUTE, {})
+        run_event(self.proc, self.lres_callback, "tm:local-response-sent", rctx)
 
     def send_upstream(self, txn: Transaction, data: bytes, code: int, reason: str = "") -> bool:
         st = self.stats
@@ -1170,7 +1184,19 @@ class TM:
         except (ValueError, SipParseError) as exc:
             log(L_ERR, f"t_uac_send: {exc}", ORIGIN)
             return -1
+        if self.event_callback and self._local_request_dropped(ctx, msg):
+            return -1
         return self._local_txn(ctx, msg, nexthop or ruri, ruri)
+
+    def _local_request_dropped(self, ctx: MsgContext, msg: SipMessage) -> bool:
+        """tm:local-request (Kamailio's t_uac): the callback sees the request tm is about to
+        send; what it changes is sent, a drop cancels the sending."""
+        lctx = _clone(ctx, msg, LOCAL_ROUTE, {})
+        done = run_event(self.proc, self.event_callback, "tm:local-request", lctx, LOCAL_ROUTE)
+        if done is None or not done.drop:
+            return False
+        log(L_DBG, f"tm:local-request dropped {msg.method} to {msg.ruri}", ORIGIN)
+        return True
 
 
 def _clone(ctx: MsgContext, msg: SipMessage, route_type: int, extra: dict[str, Any]) -> MsgContext:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_METHODS",
+    "ON_EXPIRED",
     "Q_UNSPECIFIED",
     "Contact",
     "MemoryStore",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 STORE_KEY = "usrloc.store"
+# proc.extra: fn(table, contact) run for each contact the expiry timer removes (registrar's
+# usrloc:contact-expired event route); without it the timer only purges
+ON_EXPIRED = "usrloc.on_expired"
 
 
 def open_store(values: Mapping[str, Any]) -> Store:
@@ -108,7 +112,14 @@ def setup(proc: ProcessState, values: Mapping[str, Any] | None = None) -> Store:
 
     def purge() -> None:
         try:
-            n = store.purge()
+            on_expired = proc.extra.get(ON_EXPIRED)
+            if on_expired is None:
+                n = store.purge()
+            else:
+                gone = store.expire()
+                for table, contact in gone:
+                    on_expired(table, contact)
+                n = len(gone)
             if n:
                 klog.dbg(f"usrloc: {n} expired contacts removed")
         except StoreError as exc:

@@ -71,6 +71,13 @@ class Store:
         """Drop expired contacts; how many."""
         return 0
 
+    def expire(self) -> list[tuple[str, Contact]]:
+        """Drop expired contacts and return them as (table, contact), each to exactly one
+        caller (usrloc:contact-expired runs once whichever worker purges). Stores that
+        cannot tell which contacts they dropped return none."""
+        self.purge()
+        return []
+
     def close(self) -> None:
         return None
 
@@ -106,17 +113,20 @@ class MemoryStore(Store):
         )
 
     def purge(self) -> int:
+        return len(self.expire())
+
+    def expire(self) -> list[tuple[str, Contact]]:
         now = time.time()
-        n = 0
+        gone: list[tuple[str, Contact]] = []
         with self._lock:
             for key in list(self._data):
                 live = [c for c in self._data[key] if c.alive(now)]
-                n += len(self._data[key]) - len(live)
+                gone.extend((key[0], c) for c in self._data[key] if not c.alive(now))
                 if live:
                     self._data[key] = live
                 else:
                     del self._data[key]
-        return n
+        return gone
 
 
 # ---------------------------------------------------------------------------
@@ -247,21 +257,37 @@ class SqliteStore(Store):
         c = _contact(row)
         return c if c.alive(time.time()) else None
 
+    def _table_names(self, db: sqlite3.Connection) -> list[str]:
+        return [
+            r[0]
+            for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if _TABLE_NAME.fullmatch(str(r[0]))
+        ]
+
     def purge(self) -> int:
         try:
             db = self._db()
-            names = [
-                r[0]
-                for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                if _TABLE_NAME.fullmatch(str(r[0]))
-            ]
-            n = 0
             now = int(time.time())
-            for t in names:
-                n += db.execute(
-                    f"DELETE FROM {t} WHERE expires != 0 AND expires <= ?", (now,)
-                ).rowcount
-            return n
+            return sum(
+                db.execute(f"DELETE FROM {t} WHERE expires != 0 AND expires <= ?", (now,)).rowcount
+                for t in self._table_names(db)
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    def expire(self) -> list[tuple[str, Contact]]:
+        try:
+            db = self._db()
+            now = int(time.time())
+            return [
+                (t, _contact(row))
+                for t in self._table_names(db)
+                for row in db.execute(
+                    f"DELETE FROM {t} WHERE expires != 0 AND expires <= ? "
+                    f"RETURNING {', '.join(_COLUMNS)}",
+                    (now,),
+                ).fetchall()
+            ]
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
 
