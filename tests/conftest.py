@@ -64,7 +64,9 @@ def _fail(report: pytest.CollectReport | pytest.TestReport, why: str) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     if item.config.getoption("--fail-on-skip") and (why := _forbidden(report)):
@@ -75,7 +77,7 @@ _SKIPPED_MODULES = pytest.StashKey[list[str]]()
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Generator[Any]:
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
     """Module-level skips (``allow_module_level``, ``importorskip`` at import) are kept and
     fail the run at its end: a collection error would stop the other tests."""
     outcome = yield
