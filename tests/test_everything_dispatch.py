@@ -39,10 +39,7 @@ from pykemi.runtime import cbuild, cdispatch
 from pykemi.runtime.dispatch import GENERATED, Api, Invoker, Registry, StartupError
 from pykemi.runtime.engines import pyhost
 
-try:
-    from tests.everything import make_everything as mk
-except ImportError:  # tests/ is not a package: its folder is on sys.path
-    from everything import make_everything as mk  # type: ignore[no-redef]
+from .everything import make_everything as mk
 
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
