@@ -42,14 +42,6 @@ def test_logging_verbatim(logbuf: io.StringIO) -> None:
     assert "ERROR: <script> fallback\n" in out
 
 
-def test_drop() -> None:
-    ctx, _ = make_ctx()
-    assert core.set_drop(ctx) is None and ctx.drop
-    ctx, _ = make_ctx()
-    core.drop(ctx)
-    assert ctx.drop
-
-
 @pytest.mark.parametrize("flag", [0, 1, 17, 31])
 def test_message_flags(flag: int) -> None:
     ctx, _ = make_ctx()
