@@ -13,6 +13,7 @@ import yaml
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import MsgContext, ProcessState
+from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import core, sl
 from pykemi.runtime.sip.message import parse_message
 
@@ -47,7 +48,7 @@ def test_message_flags(flag: int) -> None:
     ctx, _ = make_ctx()
     assert not core.isflagset(ctx, flag)
     assert core.setflag(ctx, flag) and core.isflagset(ctx, flag)
-    assert ctx.flags == 1 << flag
+    assert get_pv(ctx, "$mf") == 1 << flag  # the bit the script sees
     assert core.resetflag(ctx, flag) and not core.isflagset(ctx, flag)
 
 
@@ -57,17 +58,17 @@ def test_flag_range() -> None:
         assert core.setflag(ctx, bad) is False
         assert core.setbflag(ctx, bad) is False
         assert core.setsflag(ctx, bad) is False
-    assert ctx.flags == 0
+    assert get_pv(ctx, "$mf") == 0
 
 
 def test_branch_and_script_flags() -> None:
     ctx, _ = make_ctx()
-    assert core.setbflag(ctx, 3) and ctx.bflags == 8 and core.isbflagset(ctx, 3)
+    assert core.setbflag(ctx, 3) and get_pv(ctx, "$bf") == 8 and core.isbflagset(ctx, 3)
     assert core.setbiflag(ctx, 4, 2) and core.isbiflagset(ctx, 4, 2)
     assert not core.isbiflagset(ctx, 4, 0) and not core.isbiflagset(ctx, 4, 1)
     assert core.resetbiflag(ctx, 4, 2) and not core.isbiflagset(ctx, 4, 2)
     assert core.isbiflagset(ctx, 3, 0)
-    assert core.resetbflag(ctx, 3) and ctx.bflags == 0
+    assert core.resetbflag(ctx, 3) and get_pv(ctx, "$bf") == 0
     assert core.setsflag(ctx, 5) and core.issflagset(ctx, 5)
     ctx2, _ = make_ctx(proc=ctx.proc)  # script flags belong to the process
     assert core.issflagset(ctx2, 5)
