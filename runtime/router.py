@@ -34,6 +34,7 @@ from .core.stats import Stats
 from .dispatch import Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
 from .modules.sl import send_reply
+from .modules.unimplemented import startup_warnings
 from .sip.message import SipMessage, SipParseError, parse_message
 from .sip.reply import relayed_reply_address
 
@@ -124,6 +125,8 @@ class Router:
         )
         for hook in list(ROUTER_INIT_HOOKS):
             hook(self)
+        for text in startup_warnings(self):  # what the spec marks "not implemented" and is used
+            self._warn(text)
 
     @property
     def needs_affinity(self) -> bool:

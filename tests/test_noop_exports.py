@@ -18,8 +18,8 @@ import pytest
 
 from pykemi.runtime.sip.message import SipMessage, parse_message
 
-from .harness import SIPP
-from .test_hostile import ask_tcp, closed_by_peer, hostile_router, tcp
+from .harness import SIPP, kemi
+from .test_hostile import CFG, ask_tcp, closed_by_peer, hostile_router, tcp
 from .test_tcp_limits import accepted, client_from, listener, request
 
 pytestmark = [
@@ -167,3 +167,64 @@ def test_lookup_branches_carry_their_own_path(tmp_path: Path) -> None:
     for n, (inv, path) in enumerate(zip(got, paths, strict=True)):
         assert inv.ruri == f"sip:alice@10.9.9.{n + 1}:5062"
         assert inv.get_all("Route") == [path], inv.to_bytes().decode()
+
+
+# -- exports pykemi cannot honour yet: said at start-up ----------------------------------------
+
+USES_SCRIPT = """
+function ksr_request_route()
+    if KSR.is_REGISTER() then
+        KSR.add_tcp_alias_via()
+        KSR.add_tcp_alias(5070)
+    end
+    KSR.tm.t_load_contacts()
+    KSR.tm.t_next_contacts()
+    KSR.sl.send_reply(404, "Not Found")
+end
+"""
+
+
+def check_warnings(tmp: Path, script: str, extra: str = "") -> list[str]:
+    """The start-up warnings ``kemi check`` prints for a config running ``script``."""
+    (tmp / "hostile.lua").write_text(script)
+    cfg = tmp / "hostile.cfg"
+    cfg.write_text(CFG.format(extra='loadmodule "tm.so"\n' + extra))
+    res = kemi("check", "-A", "LISTEN=udp:127.0.0.1:5060", str(cfg))
+    assert res.returncode == 0, res.stderr
+    out = res.stderr.replace(str(tmp), "<tmp>")  # its name holds the test's name
+    return [ln for ln in out.splitlines() if ln.startswith("warning:")]
+
+
+def test_unhonoured_exports_the_script_calls_are_named_at_startup(tmp_path: Path) -> None:
+    warned = "\n".join(check_warnings(tmp_path, USES_SCRIPT))
+    for name in (
+        "KSR.add_tcp_alias_via",
+        "KSR.add_tcp_alias",
+        "KSR.tm.t_load_contacts",
+        "KSR.tm.t_next_contacts",
+    ):
+        assert warned.count(f"{name} ") == 1, warned
+    assert "<tmp>/hostile.lua" in warned and "KSR.tm.t_next_contact_flow" not in warned, warned
+    quiet = check_warnings(tmp_path, REPLY_BODY_SCRIPT.replace("textops.set_reply_body", "x"))
+    assert not any("not implemented" in w for w in quiet), quiet
+
+
+def test_contacts_avp_modparam_is_said_to_have_no_effect(tmp_path: Path) -> None:
+    extra = 'modparam("tm", "contacts_avp", "tm_contacts")\n'
+    warned = check_warnings(tmp_path, REPLY_BODY_SCRIPT, extra)
+    assert any("contacts_avp" in w for w in warned), warned
+
+
+def test_api_pages_say_what_is_not_implemented() -> None:
+    """The generated API page of each of these exports says so (from its spec)."""
+    docs = Path(__file__).resolve().parent.parent / "generated" / "docs"
+    for page, name in (
+        ("core", "KSR.add_tcp_alias"),
+        ("core", "KSR.add_tcp_alias_via"),
+        ("tm", "KSR.tm.t_load_contacts"),
+        ("tm", "KSR.tm.t_next_contacts"),
+        ("tm", "KSR.tm.t_next_contact_flow"),
+    ):
+        text = (docs / f"{page}.md").read_text()
+        section = text.split(f"### {name} ", 1)[1].split("\n### ", 1)[0]
+        assert "not implemented" in section, (name, section[:300])

@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: 13b7e42dce89a6b5
+ * Spec hash: caf6d7f3ff557a1e
  */
 #include <stdlib.h>
 #include "kemi.h"

@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash 13b7e42dce89a6b5. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash caf6d7f3ff557a1e. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -406,6 +406,8 @@ declare namespace KSR {
     /**
      * Add a port alias to the TCP connection.
      *
+     * TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+     *
      * Module: core (always available).
      * @param port Port to alias the connection to
      * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -414,6 +416,8 @@ declare namespace KSR {
 
     /**
      * Add the top Via port as alias of the TCP connection.
+     *
+     * TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
      *
      * Module: core (always available).
      * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -4578,6 +4582,8 @@ declare namespace KSR {
         /**
          * Load the destination set into contacts_avp (q-based forking). Needs modparam contacts_avp: -1 without it.
          *
+         * AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns 1 for a single destination, else -1.
+         *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
@@ -4585,6 +4591,8 @@ declare namespace KSR {
 
         /**
          * t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
+         *
+         * AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns 1 for a single destination, else -1.
          *
          * Module: tm (loadmodule "tm.so").
          * @param mode Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
@@ -4595,6 +4603,8 @@ declare namespace KSR {
         /**
          * Next contacts from contacts_avp into the destination set; -1 without contacts_avp.
          *
+         * AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns -1.
+         *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
          */
@@ -4602,6 +4612,8 @@ declare namespace KSR {
 
         /**
          * Next flow from contact_flows_avp; -1 without contact_flows_avp.
+         *
+         * AVPs/XAVPs are not implemented in pykemi yet, so contact_flows_avp cannot hold the contacts. Returns -1.
          *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).

@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash 13b7e42dce89a6b5. Never loaded by the router: add this folder to the
+-- spec hash caf6d7f3ff557a1e. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -342,12 +342,16 @@ function KSR.set_advertised_port(port) end
 
 ---Add a port alias to the TCP connection.
 ---
+---TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+---
 ---Module: core (always available).
 ---@param port integer Port to alias the connection to
 ---@return integer
 function KSR.add_tcp_alias(port) end
 
 ---Add the top Via port as alias of the TCP connection.
+---
+---TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
 ---
 ---Module: core (always available).
 ---@return integer
@@ -3613,11 +3617,15 @@ function KSR.tm.t_uac_send(method, ruri, nexthop, ssock, hdrs, body) end
 
 ---Load the destination set into contacts_avp (q-based forking). Needs modparam contacts_avp: -1 without it.
 ---
+---AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns 1 for a single destination, else -1.
+---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer
 function KSR.tm.t_load_contacts() end
 
 ---t_load_contacts with a sort mode (exported under Kamailio 5.6's name).
+---
+---AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns 1 for a single destination, else -1.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@param mode integer Sort mode: 0 by q value (branches of equal q in parallel), 1 proportional
@@ -3626,11 +3634,15 @@ function KSR.tm.ki_t_load_contacts_mode(mode) end
 
 ---Next contacts from contacts_avp into the destination set; -1 without contacts_avp.
 ---
+---AVPs/XAVPs are not implemented in pykemi yet, so contacts_avp cannot hold the contacts. Returns -1.
+---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer
 function KSR.tm.t_next_contacts() end
 
 ---Next flow from contact_flows_avp; -1 without contact_flows_avp.
+---
+---AVPs/XAVPs are not implemented in pykemi yet, so contact_flows_avp cannot hold the contacts. Returns -1.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer

@@ -648,6 +648,7 @@ def set_advertised_port(ctx: MsgContext, port: str) -> int:
 
 
 def add_tcp_alias(ctx: MsgContext, port: int) -> int:
+    """Not implemented yet (its spec says so; a start-up warning names a script calling it)."""
     if ctx.proto in ("tcp", "tls"):
         ctx.extra.setdefault("tcp_aliases", []).append(port)
     return 1

@@ -1,0 +1,57 @@
+"""Exports and modparams pykemi declares but cannot honour yet: said at start-up.
+
+Their spec says so (an export's description, a modparam's doc, containing
+:data:`NOT_IMPLEMENTED`), which is also what their API page shows. A config relying on one
+must not run differently in silence: when the script file calls such an export of a loaded
+module, or the config sets such a modparam, the start-up warnings (``kemi check`` prints
+them) name it with the spec's text. Marking a later module's export the same way is enough.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pykemi.kemi.contract import CORE_MODULE
+
+NOT_IMPLEMENTED = "not implemented in pykemi yet"
+
+
+def _first_call(text: str, name: str) -> int:
+    """Line (1-based) where ``name`` is first called as ``<something>.name``; 0 if never."""
+    m = re.search(rf"\.{re.escape(name)}\b", text)
+    return text.count("\n", 0, m.start()) + 1 if m else 0
+
+
+def script_warnings(router: Any) -> Iterator[str]:
+    """One line per marked export the script file calls (loaded modules and the core)."""
+    script: Path | None = getattr(router.engine, "script", None)
+    if script is None:
+        return
+    try:
+        text = script.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for module in dict.fromkeys((CORE_MODULE, *router.registry.bases)):
+        spec = router.api.modules.get(module)
+        for e in spec.exports if spec is not None else ():
+            if NOT_IMPLEMENTED in e.description:
+                line = _first_call(text, e.name)
+                if line:
+                    yield f"{script}:{line}: {e.ksr_name} is called: {e.description}"
+
+
+def modparam_warnings(router: Any) -> Iterator[str]:
+    """One line per marked modparam the config sets."""
+    for mp in router.cfg.modparams:
+        spec = router.api.modules.get(mp.module)
+        for p in spec.params if spec is not None else ():
+            if p.name == mp.name and NOT_IMPLEMENTED in p.doc:
+                yield f"{mp.loc}: modparam {mp.module}.{mp.name}: {p.doc}"
+
+
+def startup_warnings(router: Any) -> list[str]:
+    """What the Router adds to its start-up warnings (``kemi check`` prints them)."""
+    return [*script_warnings(router), *modparam_warnings(router)]
