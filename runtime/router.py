@@ -30,6 +30,8 @@ from .core.context import (
 from .core.dns import DnsCache, DnsSettings
 from .core.events import callback_name, faked_context, msg_received, run_event
 from .core.log import L_DBG, L_ERR, L_WARN, LOG, Repeated, clip, error_kind, log
+from .core.onsend import RUNNER as ONSEND_RUNNER
+from .core.onsend import OnsendRunner, onsend_ok
 from .core.stats import Stats
 from .dispatch import Api, Registry, StartupError
 from .engines.base import Engine, ScriptError
@@ -114,6 +116,10 @@ class Router:
         self.stats = Stats(max(1, cfg.get_int("children", 8)) + 1)
         self.rpc_methods: dict[str, Callable[[list[Any]], Any]] = {}
         self.engine = self._make_engine()
+        name = cfg.get("kemi.onsend_route_callback")
+        self.proc.extra[ONSEND_RUNNER] = OnsendRunner(
+            str(name or ""), self.engine.has, self._run_onsend
+        )
         self._ids = itertools.count(1)
         # core event routes (docs/callbacks.md); received_route_mode enables core:msg-received
         self.event_callback = callback_name(cfg.get("kemi.event_route_callback"))
@@ -255,6 +261,13 @@ class Router:
     def _run_route(self, name: str, ctx: MsgContext, *args: Any) -> int:
         return self.engine.run(name, ctx, *args)
 
+    def _run_onsend(self, name: str, ctx: MsgContext) -> int:
+        try:
+            return self.engine.run(name, ctx)
+        except Exception as exc:  # noqa: BLE001 - a failing callback must not lose the send
+            log(L_ERR, f"onsend callback {name} failed: {exc!r}")
+            return -1
+
     # -- per message --------------------------------------------------------------------------
 
     def handle(self, data: bytes, src: Address, dst: Address, proto: str, send: SendFn) -> None:
@@ -326,7 +339,11 @@ class Router:
         if addr is None:
             return
         msg.remove_top_via()
-        ctx.send(msg.to_bytes(), addr)
+        data = msg.to_bytes()
+        if not onsend_ok(ctx, ctx.proto, addr, data):  # as Kamailio's forward_reply()
+            log(L_ERR, f"reply to {addr[0]}:{addr[1]} dropped (onsend_route)")
+            return
+        ctx.send(data, addr)
 
     def is_local(self, host: str, port: int | None) -> bool:
         host = host.strip("[]")

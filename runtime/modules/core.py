@@ -7,6 +7,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.onsend import onsend_ok
 from pykemi.runtime.core.pv import msg_method, uri_replace
 from pykemi.runtime.sip.message import SipMessage, Via
 
@@ -738,7 +739,11 @@ def forward_uri(ctx: MsgContext, uri: str) -> int:
         if ctx.extra.get("add_local_rport"):
             via += ";rport"
         out.insert_header("Via", via)
-        ctx.send(out.to_bytes(), addr)
+        data = out.to_bytes()
+        if not onsend_ok(ctx, proto, addr, data):
+            klog.info(f"request to {addr[0]}:{addr[1]} dropped (onsend_route)")
+            return -1
+        ctx.send(data, addr)
     except (OSError, ValueError) as exc:
         klog.err(f"forward to {addr[0]}:{addr[1]} failed: {exc}")
         return -1
@@ -763,7 +768,11 @@ def forward_reply(ctx: MsgContext, code: int = 0, reason: str = "") -> int:
             out.status = code
         if reason:
             out.reason = reason
-        ctx.send(out.to_bytes(), addr)
+        data = out.to_bytes()
+        if not onsend_ok(ctx, ctx.proto, addr, data):
+            klog.err(f"reply to {addr[0]}:{addr[1]} dropped (onsend_route)")
+            return -1
+        ctx.send(data, addr)
     except (OSError, ValueError, AttributeError) as exc:
         klog.err(f"reply forwarding failed: {exc}")
         return -1

@@ -1,7 +1,8 @@
 """``KSR.tm``: stateful relaying and replies (Kamailio tm module); logic in ``runtime/tm``.
 
 Return codes follow Kamailio: positive = success/true, negative = false/error,
-0 = "stop the script" (retransmission absorbed, ACK consumed). Functions
+0 = "stop the script" (t_check_trans / t_newtran: retransmission absorbed, ACK
+consumed; t_relay returns 1 for those, as Kamailio's t_relay_to). Functions
 needing what pykemi does not have (XAVP contact loading without
 ``contacts_avp``, async replies) log the reason and return -1.
 """
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import (
     BRANCH_FAILURE_ROUTE,
+    BRANCH_ROUTE,
     FAILURE_ROUTE,
     ONREPLY_ROUTE,
     REQUEST_ROUTE,
+    TM_ONREPLY_ROUTE,
 )
 from pykemi.runtime.sip.message import SipParseError
 from pykemi.runtime.tm import EXTRA_BRANCH, TM, current, get_tm
@@ -248,16 +251,15 @@ def t_release(ctx: MsgContext) -> int:
 
 
 def t_check_trans(ctx: MsgContext) -> int:
+    """As Kamailio's t_check_trans: 1 in routes that already have the transaction."""
     tm = _tm(ctx)
     if tm is None:
         return ERROR
+    if ctx.route_type & (FAILURE_ROUTE | BRANCH_ROUTE | BRANCH_FAILURE_ROUTE | TM_ONREPLY_ROUTE):
+        return TRUE
     msg = ctx.msg
     if not msg.is_request:
-        try:
-            via = msg.top_via
-        except SipParseError:
-            return FALSE
-        return _bool(via is not None and tm.table.parse_branch(via.branch or "") is not None)
+        return _bool(_reply_matches(tm, ctx))
     method = msg.method.upper()
     if method == "CANCEL":
         return _bool(tm.invite_for_cancel(ctx) is not None)
@@ -273,6 +275,19 @@ def t_check_trans(ctx: MsgContext) -> int:
         return FALSE
     tm.retransmit_reply(txn)
     return 0  # retransmission: last reply resent, stop the script
+
+
+def _reply_matches(tm: TM, ctx: MsgContext) -> bool:
+    """A received reply belongs to a live branch of ours (Kamailio t_reply_matching)."""
+    try:
+        via, cseq = ctx.msg.top_via, ctx.msg.cseq
+    except SipParseError:
+        return False
+    found = tm.table.parse_branch(via.branch or "") if via is not None else None
+    if found is None or cseq is None:
+        return False
+    txn = found[0]
+    return not txn.done and cseq[1].upper() in (txn.method, "CANCEL")
 
 
 def t_lookup_request(ctx: MsgContext) -> int:

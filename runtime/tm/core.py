@@ -31,14 +31,15 @@ from pykemi.runtime.core.context import (
     EVENT_ROUTE,
     FAILURE_ROUTE,
     LOCAL_ROUTE,
-    ONSEND_ROUTE,
+    REQUEST_ROUTE,
     TM_ONREPLY_ROUTE,
     Address,
     MsgContext,
     ProcessState,
 )
 from pykemi.runtime.core.events import callback_name, run_event
-from pykemi.runtime.core.log import L_DBG, L_ERR, L_WARN, log
+from pykemi.runtime.core.log import L_CRIT, L_DBG, L_ERR, L_WARN, log
+from pykemi.runtime.core.onsend import onsend_ok
 from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
@@ -121,9 +122,6 @@ class TM:
         # event routes: tm:local-request (event_callback), tm:local-response-sent
         self.event_callback = callback_name(p.get("event_callback"))
         self.lres_callback = callback_name(p.get("event_callback_lres_sent"))
-        name = router.cfg.get("kemi.onsend_route_callback")
-        onsend = str(name) if isinstance(name, str) and name else "ksr_onsend_route"
-        self.onsend = "" if onsend == "none" else onsend
         self.table = TransactionTable()
         self.timers = TmTimers()
         self.stats = TmStats(router.stats)
@@ -490,8 +488,12 @@ class TM:
         addr: tuple[str, int] | None = None,
         flags: int = 0,
     ) -> int:
-        """t_relay and variants: 1 relayed, 0 retransmission/ACK absorbed, -1 error."""
+        """t_relay and variants, as Kamailio's _w_t_relay_to: 1 relayed (also a retransmission
+        or an ACK absorbed: "happily done"), -1 error, 0 outside request and failure routes."""
         msg = ctx.msg
+        if not ctx.route_type & (REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_FAILURE_ROUTE):
+            log(L_CRIT, f"t_relay: unsupported route type: {ctx.route_type}", ORIGIN)
+            return 0
         if not msg.is_request:
             log(L_ERR, "t_relay: cannot relay a reply", ORIGIN)
             return -1
@@ -510,7 +512,7 @@ class TM:
         if not isinstance(txn, Transaction):
             rc, new = self.new_transaction(ctx, auto100=not flags & 1)
             if rc <= 0 or new is None:
-                return 0 if rc == 0 else -1
+                return 1 if rc == 0 else -1
             txn = new
         if txn.final_sent and not txn.is_invite:
             log(L_ERR, "t_relay: transaction already completed", ORIGIN)
@@ -685,16 +687,7 @@ class TM:
 
     def onsend_ok(self, ctx: MsgContext, proto: str, addr: Address, data: bytes) -> bool:
         """Run ksr_onsend_route with the received message; False when it dropped the send."""
-        name = self.onsend
-        if not name or not self.router.engine.has(name):
-            return True
-        extra = {
-            **ctx.extra,
-            "onsend": {"proto": proto, "ip": addr[0], "port": addr[1], "buf": data},
-        }
-        octx = _clone(ctx, ctx.msg, ONSEND_ROUTE, extra)
-        self.run(name, octx)
-        return not octx.drop  # honoured as in Kamailio >= 5.8
+        return onsend_ok(ctx, proto, addr, data)
 
     def start_fr(self, txn: Transaction, b: Branch, delay: float) -> None:
         if b.fr is not None:
@@ -738,10 +731,10 @@ class TM:
         if txn is not None and not txn.done and txn.is_invite:
             if txn.final_sent and txn.status >= 300:
                 self.absorb_ack(txn)
-                return 0
+                return 1  # Kamailio t_relay_to: ACK to a negative reply absorbed, "done"
         stone = self.table.tombstone(key, self.timers.now())
         if stone is not None and stone.status >= 300:
-            return 0  # late ACK of a negative reply
+            return 1  # late ACK of a negative reply
         # end-to-end ACK (2xx) or unknown: forwarded statelessly
         if addr is not None:
             ip = self.resolve(addr[0])
@@ -781,7 +774,7 @@ class TM:
     def _relay_cancel(self, ctx: MsgContext, inv: Transaction) -> int:
         rc, ctxn = self.new_transaction(ctx, auto100=False)
         if rc == 0:
-            return 0
+            return 1  # Kamailio t_forward_cancel: a retransmission, nothing to do
         if ctxn is None:
             return -1
         reason = ctx.msg.get("Reason")
@@ -1216,8 +1209,6 @@ def _clone(ctx: MsgContext, msg: SipMessage, route_type: int, extra: dict[str, A
     )
     out.force_rport = ctx.force_rport
     out.received_at = ctx.received_at
-    if route_type == ONSEND_ROUTE:
-        out.new_uri, out.dst_uri = ctx.new_uri, ctx.dst_uri
     return out
 
 
