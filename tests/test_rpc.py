@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -174,11 +173,7 @@ def test_reload_refuses_broken_script(tmp_path: Path) -> None:
 
 
 def test_kemi_rpc_unreachable_socket(tmp_path: Path) -> None:
-    res = subprocess.run(
-        ["kemi", "rpc", "-s", str(tmp_path / "none.sock"), "core.version"],
-        capture_output=True,
-        text=True,
-    )
+    res = kemi("rpc", "-s", str(tmp_path / "none.sock"), "core.version")
     assert res.returncode == 2 and "cannot reach" in res.stderr
 
 
