@@ -31,8 +31,12 @@ NATED = {"src": ("203.0.113.9", 40000)}
 
 def test_nat_uac_test_bits() -> None:
     ctx, _ = make_ctx(invite(), **NATED)  # type: ignore[arg-type]
-    for flag in (1, 2, 4, 8, 16, 128, 256, 512):
+    for flag in (1, 2, 4, 8, 16, 128, 256):
         assert nh.nat_uac_test(ctx, flag) == 1, flag
+    assert nh.nat_uac_test(ctx, 512) == -1  # no $du: it goes to the R-URI (private Contact: no)
+    ctx.dst_uri = "sip:192.0.2.50:5080"
+    assert nh.nat_uac_test(ctx, 512) == 1  # Kamailio nh_test_destination: $du is not the R-URI
+    ctx.dst_uri = None
     assert nh.nat_uac_test(ctx, 32) == -1 and nh.nat_uac_test(ctx, 64) == -1
     assert nh.nat_uac_test(ctx, 19) == 1
     public = invite("<sip:alice@203.0.113.9:40000>", "203.0.113.9:40000",

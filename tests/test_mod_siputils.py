@@ -40,12 +40,14 @@ def test_is_first_hop() -> None:
 def test_string_checks() -> None:
     ctx, _ = make_ctx()
     assert su.is_uri(ctx, "sip:alice@example.com") == 1 and su.is_uri(ctx, "nope") == -1
-    assert su.is_tel_number(ctx, "+4930123") == 1 and su.is_tel_number(ctx, "+") == -1
-    assert su.is_tel_number(ctx, "12a") == -1
-    assert su.is_numeric(ctx, "0123") == 1 and su.is_numeric(ctx, "+1") == -1
-    assert su.is_alphanum(ctx, "abc123") == 1 and su.is_alphanum(ctx, "a-b") == -1
+    # Kamailio checks.c: -2 not a number / empty, -3 a bad character
+    assert su.is_tel_number(ctx, "+4930123") == 1 and su.is_tel_number(ctx, "+") == -2
+    assert su.is_tel_number(ctx, "12a") == -2 and su.is_tel_number(ctx, "+0123") == -2
+    assert su.is_numeric(ctx, "0123") == 1 and su.is_numeric(ctx, "+1") == -2
+    assert su.is_alphanum(ctx, "abc123") == 1 and su.is_alphanum(ctx, "a-b") == -3
+    assert su.is_alphanum(ctx, "") == -2
     assert su.is_alphanumex(ctx, "a-b_c.1", "-_.") == 1
-    assert su.is_alphanumex(ctx, "a b", "-") == -1
+    assert su.is_alphanumex(ctx, "a b", "-") == -3
     assert su.is_user(ctx, "alice") == 1 and su.is_user(ctx, "bob") == -1
 
 

@@ -218,7 +218,13 @@ def sht_setex(ctx: MsgContext, htname: str, itname: str, itval: int) -> int:
 
 
 def sht_is_null(ctx: MsgContext, htname: str, itname: str) -> int:
-    """1 when the item does not exist (or has expired), -1 when it does."""
+    """As Kamailio's ki_ht_is_null: 1 when the item does not exist (or has expired), -1 when
+    it does, 2 when there is no such table, -2 when the table has an initval (never null)."""
+    t = _state(ctx).tables.get(htname)
+    if t is None:
+        return 2
+    if t.initval is not None:
+        return -2
     return 1 if _get(ctx, htname, itname) is None else -1
 
 

@@ -113,8 +113,9 @@ def nat_uac_test(ctx: MsgContext, flags: int) -> int:
     1 Contact is private; 2 Via address differs from the source IP; 4 top Via is
     private; 8 SDP has a private address; 16 source port differs from the Via
     port; 32 source IP is private; 64 WebSocket; 128 Contact port differs from
-    the source port; 256 SDP address differs from the source IP; 512 Contact
-    host differs from the source IP.
+    the source port; 256 SDP address differs from the source IP; 512
+    the destination differs from the R-URI (request: $du against the R-URI; reply: the
+    2nd Via's received/rport against its host/port; a ws/wss target counts as different).
     """
     mode = int(_p(ctx)["nat_addr_mode"])
     msg = ctx.msg
@@ -122,7 +123,7 @@ def nat_uac_test(ctx: MsgContext, flags: int) -> int:
         via = msg.top_via
     except SipParseError:
         via = None
-    curi = _contact_uri(ctx) if flags & (1 | 128 | 512) else None
+    curi = _contact_uri(ctx) if flags & (1 | 128) else None
     src_ip, src_port = ctx.src
     if flags & 1 and curi is not None and private_ip(curi.host, mode):
         return 1
@@ -142,9 +143,62 @@ def nat_uac_test(ctx: MsgContext, flags: int) -> int:
         return 1
     if flags & 256 and any(not _same_ip(a, src_ip) for a in _sdp_addrs(ctx)):
         return 1
-    if flags & 512 and curi is not None and not _same_ip(curi.host, src_ip):
+    if flags & 512 and _destination_differs(ctx):
         return 1
     return -1
+
+
+_WS = ("ws", "wss")
+
+
+def _sip_port(port: int | None, proto: str | None) -> int:
+    """Kamailio's GET_SIP_PORT: the port, else 5061 for TLS, else 5060."""
+    return port or (5061 if proto == "tls" else 5060)
+
+
+def _destination_differs(ctx: MsgContext) -> bool:
+    """Kamailio nh_test_destination() > 0: the message goes elsewhere than its R-URI (request)
+    or than the 2nd Via's sent-by (reply), or to a WebSocket."""
+    try:
+        if not ctx.msg.is_request:
+            vias = ctx.msg.vias
+            if len(vias) < 2:
+                return False
+            via = vias[1]
+            proto = via.transport.lower()
+            if proto in _WS:
+                return True
+            rport = via.rport
+            if rport and int(rport) != _sip_port(via.port, proto):
+                return True
+            received = via.received
+            return bool(received) and _hosts_differ(str(received), via.host)
+        ruri = parse_uri(ctx.ruri)
+        if not ctx.dst_uri:
+            return ruri.transport in _WS
+        duri = parse_uri(ctx.dst_uri)
+    except (SipParseError, ValueError):
+        return False
+    if duri.transport in _WS:
+        return True
+    if _sip_port(duri.port, duri.transport) != _sip_port(ruri.port, ruri.transport):
+        return True
+    return _hosts_differ(duri.host, ruri.host)
+
+
+def _hosts_differ(dhost: str, rhost: str) -> bool:
+    """IP addresses compared as addresses, names as text; an IP and a name always differ."""
+    try:
+        dip = ipaddress.ip_address(dhost.strip("[]"))
+    except ValueError:
+        dip = None
+    try:
+        rip = ipaddress.ip_address(rhost.strip("[]"))
+    except ValueError:
+        rip = None
+    if dip is None and rip is None:
+        return bool(rhost) and rhost != dhost
+    return dip is None or rip is None or dip != rip
 
 
 def is_rfc1918(ctx: MsgContext, address: str) -> int:

@@ -306,9 +306,8 @@ def _save(ctx: MsgContext, table: str, flags: int, uri: str) -> int:
     msg = ctx.msg
     noreply = bool(flags & SAVE_NOREPLY)
     ctx.extra.pop(SAVED_REPLY, None)
-    if not msg.is_request:
-        klog.err("registrar: save() needs a REGISTER request")
-        return -1
+    # a reply works too (Kamailio allows save in onreply_route: the Contacts a registrar
+    # returned are stored; no reply is sent from there)
     try:
         rc, contacts, path = _do_save(ctx, table, flags, uri)
     except RegError as exc:

@@ -115,24 +115,26 @@ def is_uri(ctx: MsgContext, suri: str) -> int:
 
 
 def is_tel_number(ctx: MsgContext, tval: str) -> int:
-    """Optional leading '+' then decimal digits."""
-    return 1 if re.fullmatch(r"\+?[0-9]+", tval) else -1
+    """Optional leading '+' and a non-zero digit, then decimal digits; else -2 (Kamailio)."""
+    return 1 if re.fullmatch(r"(?:\+[1-9])?[0-9]*", tval) and tval not in ("", "+") else -2
 
 
 def is_numeric(ctx: MsgContext, tval: str) -> int:
-    return 1 if re.fullmatch(r"[0-9]+", tval) else -1
+    """Decimal digits only: 1, else -2 (Kamailio ki_is_numeric)."""
+    return 1 if re.fullmatch(r"[0-9]+", tval) else -2
 
 
 def is_alphanum(ctx: MsgContext, tval: str) -> int:
-    return 1 if re.fullmatch(r"[0-9A-Za-z]+", tval) else -1
+    """ASCII letters and digits only: 1; -2 empty, -3 another character (ki_is_alphanum)."""
+    return is_alphanumex(ctx, tval, "")
 
 
 def is_alphanumex(ctx: MsgContext, tval: str, eset: str) -> int:
-    """Digits, ASCII letters and the characters of ``eset`` only."""
+    """Digits, ASCII letters and the characters of ``eset`` only: 1; -2 empty, -3 otherwise."""
     if not tval:
-        return -1
+        return -2
     extra = set(eset)
-    return 1 if all((c.isascii() and c.isalnum()) or c in extra for c in tval) else -1
+    return 1 if all((c.isascii() and c.isalnum()) or c in extra for c in tval) else -3
 
 
 def is_user(ctx: MsgContext, suser: str) -> int:

@@ -75,7 +75,7 @@ def reply(ctx: MsgContext, code: int, reason: str) -> int:
         return -1
     if str(msg.method).upper() == "ACK":
         klog.dbg("ACK received - reply ignored")
-        return 1
+        return -1  # Kamailio sl_reply_helper(): an ACK is never replied, an error
     if not 100 <= code <= 699:
         klog.err(f"invalid reply code {code}")
         return -1
@@ -125,7 +125,8 @@ def send_reply_mode(ctx: MsgContext, code: int, reason: str, mode: int) -> int:
 def sl_reply_error(ctx: MsgContext) -> int:
     """Reply with the error of the last failed internal operation (500 by default)."""
     code, reason = ctx.extra.get("sl_error", DEFAULT_ERROR)
-    return reply(ctx, int(code), str(reason))
+    reply(ctx, int(code), str(reason))
+    return 1  # Kamailio sl_reply_error(): 1 once the error reply was attempted
 
 
 def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:

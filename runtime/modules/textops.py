@@ -232,25 +232,31 @@ def _remove_where(ctx: MsgContext, pred: Callable[[int], bool]) -> int:
 
 
 def remove_hf(ctx: MsgContext, hname: str) -> int:
-    """Remove every header called ``hname`` (compact form too); count removed, -1 if none."""
+    """Remove every header called ``hname`` (compact form too); 1, also when there was none
+    (Kamailio's KEMI remove_hf is sr_kemi_hdr_remove), -1 for an empty name."""
     if not hname.strip():
         return -1
     key = header_key(hname.strip())
-    return _remove_where(ctx, lambda i: ctx.msg.headers[i].key == key)
+    _remove_where(ctx, lambda i: ctx.msg.headers[i].key == key)
+    return 1
 
 
 def remove_hf_re(ctx: MsgContext, ematch: str) -> int:
     rx = compile_re(ematch)
     if rx is None:
         return -1
-    return _remove_where(ctx, lambda i: rx.search(ctx.msg.headers[i].name) is not None)
+    # Kamailio remove_hf_re(): 1 when something was removed, -1 when nothing matched
+    return min(1, _remove_where(ctx, lambda i: rx.search(ctx.msg.headers[i].name) is not None))
 
 
 def remove_hf_idx(ctx: MsgContext, hname: str, idx: int) -> int:
-    """Remove the ``idx``-th ``hname`` header (0 first, -1 last)."""
+    """Remove the ``idx``-th ``hname`` header (0 first, -1 last); as Kamailio's
+    ki_remove_hf_idx, an index past the end is 2 and one before the start 1."""
     found = _header_indexes(ctx, hname)
-    if not -len(found) <= idx < len(found):
-        return -1
+    if idx >= len(found):
+        return 2
+    if idx < -len(found):
+        return 1
     target = found[idx]
     return 1 if _remove_where(ctx, lambda i: i == target) > 0 else -1
 
@@ -967,12 +973,24 @@ def in_list_prefix(ctx: MsgContext, subject: str, vlist: str, vsep: str) -> int:
     return 1 if any(x and subject.startswith(x) for x in items) else -1
 
 
+def _order(a: str | bytes, b: str | bytes, fold: bool = False) -> int:
+    """Kamailio's ki_cmp_str family: 1 equal, -1 ``a`` sorts after ``b``, -2 before (bytes)."""
+    x, y = _raw(a), _raw(b)
+    if fold:
+        x, y = x.lower(), y.lower()  # strncasecmp: ASCII only
+    return 1 if x == y else -1 if x > y else -2
+
+
+def _raw(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
 def cmp_str(ctx: MsgContext, str1: str, str2: str) -> int:
-    return 1 if str1 == str2 else -1
+    return _order(str1, str2)
 
 
 def cmp_istr(ctx: MsgContext, str1: str, str2: str) -> int:
-    return 1 if str1.lower() == str2.lower() else -1
+    return _order(str1, str2, fold=True)
 
 
 def search_str(ctx: MsgContext, stext: str, sre: str) -> int:
@@ -983,11 +1001,15 @@ def search_str(ctx: MsgContext, stext: str, sre: str) -> int:
 
 
 def starts_with(ctx: MsgContext, s1: str, s2: str) -> int:
-    return 1 if s1.startswith(s2) else -1
+    """1 when ``s1`` starts with ``s2``; else -1 or -2 as Kamailio's strncmp order."""
+    text, prefix = _raw(s1), _raw(s2)
+    return -1 if len(text) < len(prefix) else _order(text[: len(prefix)], prefix)
 
 
 def ends_with(ctx: MsgContext, vstr: str, vsuffix: str) -> int:
-    return 1 if vstr.endswith(vsuffix) else -1
+    """1 when ``vstr`` ends with ``vsuffix``; else -1 or -2 as Kamailio's strncmp order."""
+    text, suffix = _raw(vstr), _raw(vsuffix)
+    return -1 if len(suffix) > len(text) else _order(text[len(text) - len(suffix) :], suffix)
 
 
 def str_find(ctx: MsgContext, txt: str, needle: str) -> int:
