@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..kemi.contract import MAX_PARAMS, ParamType, RetType
+from ..kemi.model import EFFECT_PATTERN, WORKS
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SubmoduleName = Annotated[str, StringConstraints(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")]
@@ -66,6 +67,8 @@ class ModParamSpec(_Strict):
     default: int | str | None = None
     doc: str = ""
     multi: bool = False  # may be given several times
+    # what it does in pykemi: works | none (accepted, warned about) | "partial: <how>"
+    effect: Annotated[str, StringConstraints(pattern=EFFECT_PATTERN)] = WORKS
 
     @model_validator(mode="after")
     def _default_matches(self) -> ModParamSpec:

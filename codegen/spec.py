@@ -115,7 +115,9 @@ def _resolve(loaded: LoadedYaml, spec: ModuleSpec, start: int) -> Module:
         description=spec.description,
         spec_file=loaded.file,
         exports=tuple(exports),
-        params=tuple(ModParam(p.name, p.type, p.default, p.doc, p.multi) for p in spec.params),
+        params=tuple(
+            ModParam(p.name, p.type, p.default, p.doc, p.multi, p.effect) for p in spec.params
+        ),
     )
 
 

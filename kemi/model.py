@@ -89,6 +89,28 @@ class Export:
         return f"{self.ksr_name}({args}) -> {self.ret}"
 
 
+# What a parameter (modparam or core global) does in pykemi compared with Kamailio:
+# "works", "none" (accepted, no effect: a start-up warning says so) or "partial: <how>".
+WORKS, NO_EFFECT, PARTIAL = "works", "none", "partial"
+EFFECT_PATTERN = r"^(works|none|partial: \S.*)$"
+
+
+def effect_kind(effect: str) -> str:
+    """``"works"``, ``"none"`` or ``"partial"`` of an effect string."""
+    return effect.split(":", 1)[0]
+
+
+def effect_note(effect: str) -> str:
+    """What a partial effect does (``""`` for works/none)."""
+    return effect.split(":", 1)[1].strip() if ":" in effect else ""
+
+
+def effect_phrase(effect: str) -> str:
+    """How a start-up warning says what a parameter (effect none or partial) does."""
+    note = effect_note(effect)
+    return f"has only part of its effect in pykemi: {note}" if note else "has no effect in pykemi"
+
+
 @dataclass(frozen=True)
 class ModParam:
     name: str
@@ -96,6 +118,11 @@ class ModParam:
     default: int | str | None
     doc: str = ""
     multi: bool = False  # may be given several times
+    effect: str = WORKS  # see EFFECT_PATTERN
+
+    @property
+    def works(self) -> bool:
+        return self.effect == WORKS
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,13 @@ class Module:
         for e in self.exports:
             seen.setdefault(e.submodule, None)
         return tuple(seen)
+
+    def param(self, name: str) -> ModParam:
+        """The modparam ``name`` (KeyError if the module has none of that name)."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"module {self.name!r} has no parameter {name!r}")
 
     def defaults(self) -> dict[str, int | str | None]:
         """``{modparam: default}`` as the spec gives them."""
@@ -195,6 +229,7 @@ def _module_dict(m: Module) -> dict[str, Any]:
         "params": [
             {"name": p.name, "type": p.type, "default": p.default, "doc": p.doc}
             | ({"multi": True} if p.multi else {})
+            | ({"effect": p.effect} if p.effect != WORKS else {})
             for p in m.params
         ],
         "exports": [
@@ -250,7 +285,12 @@ def _module_from(m: Mapping[str, Any], start: int, where: str) -> Module:
         exports=tuple(exports),
         params=tuple(
             ModParam(
-                p["name"], p["type"], p.get("default"), p.get("doc", ""), p.get("multi", False)
+                p["name"],
+                p["type"],
+                p.get("default"),
+                p.get("doc", ""),
+                p.get("multi", False),
+                p.get("effect", WORKS),
             )
             for p in m.get("params", ())
         ),

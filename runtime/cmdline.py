@@ -21,7 +21,6 @@ from pykemi.progress import Progress
 
 from .config import Config, ConfigError, load_config, parse_config_text
 from .control import Control, server_version
-from .core.log import LOG
 from .daemon import Detached, detach
 from .dispatch import StartupError
 from .privileges import resolve
@@ -137,10 +136,10 @@ def load(path: Path, defines: Sequence[tuple[str, str]], prog: str) -> Config | 
         return 2
 
 
-def build(cfg: Config, prog: str) -> Router | int:
+def build(cfg: Config, prog: str, log_warnings: bool = True) -> Router | int:
     """The router (modules loaded, script compiled), or 1 after printing why not."""
     try:
-        return Router(cfg)
+        return Router(cfg, log_warnings=log_warnings)
     except (StartupError, ConfigError) as exc:
         print(f"{prog}: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -153,8 +152,7 @@ def check(cfg: Config, prog: str) -> int:
     except StartupError as exc:
         print(f"{prog}: cannot start: {exc}", file=sys.stderr)
         return 1
-    LOG.level = -10  # the warnings are printed below, once
-    router = build(cfg, prog)
+    router = build(cfg, prog, log_warnings=False)  # printed below, once
     if isinstance(router, int):
         return router
     for w in router.warnings:

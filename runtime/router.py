@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..kemi.contract import CORE_MODULE, DEFAULT_CAPACITY
+from ..kemi.model import WORKS
 from ..kemi.model import ModParam as SpecParam
 from ..kemi.targets import ENGINE_TARGETS
 from . import extensions
+from .absent import MODULES as ABSENT
 from .cdispatch import set_modparam_ints
 from .config.model import DEFAULT_LISTEN, Config, ModParam
-from .config.modparams import PROC_KEY, collect
+from .config.modparams import PROC_KEY, Accepts, check, collect
 from .core.context import (
     CORE_ONREPLY_ROUTE,
     REQUEST_ROUTE,
@@ -47,28 +49,13 @@ ENGINES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 PLANNED_ENGINES: dict[str, str] = {}
 
-# modules that cannot affect routing in pykemi: accepted with a warning
-NO_EFFECT = {
-    "jsonrpcs": "JSON-RPC transport (pykemi has its own control socket)",
-    "ctl": "control socket (pykemi has its own control socket)",
-    "mi_rpc": "MI commands",
-    "cfg_rpc": "runtime cfg changes over RPC",
-    "debugger": "cfg tracing of native route blocks",
-    "kex": None,
-    "tmx": None,
-    "xhttp": "HTTP handling",
-    "mi_fifo": "MI FIFO",
-    "counters": "statistics counters",
-    "uac": None,
-    "db_mysql": "database driver",
-    "db_sqlite": "database driver",
-    "db_postgres": "database driver",
-    "db_text": "database driver",
-}
-# Kamailio modules whose main job pykemi does in its core
-BUILT_IN = {
-    "pv": "pseudo-variables are built in (KSR.pv works); its KSR.pvx functions are not "
-    "implemented yet",
+# modparams of the engine modules that pykemi reads (others are accepted with no effect): the
+# script (Router._make_engine), lupa's Lua version (runtime/engines/lua.py), the Python
+# engine's entry points (runtime/engines/python.py)
+ENGINE_PARAMS: dict[str, tuple[str, ...]] = {
+    "lua": ("load", "script_name", "version"),
+    "python": ("load", "script_name", "mod_init_function", "child_init_method"),
+    "python3": ("load", "script_name", "mod_init_function", "child_init_method"),
 }
 ENGINE_MODULES = {m for mods, _ in ENGINES.values() for m in mods} | set(PLANNED_ENGINES.values())
 # modules whose state lives in one worker (transactions, dialogs)
@@ -86,11 +73,16 @@ def _import(path: str) -> Any:
 class Router:
     """One router configuration; forked workers each use their own copy after start."""
 
-    def __init__(self, cfg: Config, api: Api | None = None) -> None:
+    def __init__(self, cfg: Config, api: Api | None = None, log_warnings: bool = True) -> None:
+        """``log_warnings=False``: the start-up warnings are only kept in ``warnings`` (kemi
+        check prints them itself)."""
         self.cfg = cfg
         self.api = api or Api.load()
-        self.warnings: list[str] = list(cfg.warnings)
+        self.log_warnings = log_warnings
+        self.warnings: list[str] = []
         LOG.level = cfg.get_int("debug", 0)
+        for text in cfg.warnings:
+            self._warn(text)
         self.proc = ProcessState(defines=dict(cfg.defines), debug=LOG.level)
         self.proc.listen = [(lst.proto, lst.host, lst.port) for lst in cfg.listen] or [
             DEFAULT_LISTEN
@@ -153,28 +145,31 @@ class Router:
 
     def _load_modules(self) -> None:
         self.registry.load_module(CORE_MODULE)
+        accepts: dict[str, Accepts] = {}
         for lm in self.cfg.modules:
             name = lm.name
             if name in self.api.modules:
                 self.registry.load_module(name)
-                self._check_modparams(name)
+                accepts[name] = self._spec_accepts(name)
             elif name in ENGINE_MODULES:
-                continue
+                accepts[name] = self._engine_accepts(name)
             elif self._load_extension(name):
-                continue
-            elif name in BUILT_IN:
-                self._warn(f"{lm.loc}: module '{name}': {BUILT_IN[name]}")
-            elif name in NO_EFFECT:
-                why = NO_EFFECT[name]
-                self._warn(
-                    f"{lm.loc}: module '{name}' accepted with no effect"
-                    + (f" ({why})" if why else " (not implemented yet)")
+                accepts[name] = self._spec_accepts(name)
+            elif name in ABSENT:
+                self._warn(f"{lm.loc}: {ABSENT[name].warning(name)}")
+                accepts[name] = Accepts(
+                    {}, strict=False, why=f"module '{name}' is accepted with no effect"
                 )
             else:
                 self._warn(
                     f"{lm.loc}: module '{name}' is not implemented in pykemi yet; "
                     "its KSR functions are not available"
                 )
+                accepts[name] = Accepts(
+                    {}, strict=False, why=f"module '{name}' is not implemented in pykemi yet"
+                )
+        for text in check(self.cfg, accepts):
+            self._warn(text)
         ints: dict[tuple[str, str], int] = {}
         for module in self.registry.bases:  # C modules read the spec defaults the cfg overrides
             values = collect(self.cfg, module, api=self.api)
@@ -182,23 +177,20 @@ class Router:
             ints.update({(module, k): v for k, v in values.items() if isinstance(v, int)})
         set_modparam_ints(ints)
 
-    def _check_modparams(self, module: str, strict: bool = False) -> None:
-        """Types of the module's modparams; unknown names fail when the spec lists them all
-        (it declares some, or the module is out-of-tree: its spec is its whole truth)."""
+    def _spec_accepts(self, module: str) -> Accepts:
+        """A module with a spec: its modparams are its declared ones (the values' types are
+        checked here)."""
         declared = {p.name: p for p in self.api.modules[module].params}
-        for mp in self.cfg.modparams:
-            if mp.module != module:
-                continue
-            spec = declared.get(mp.name)
-            if spec is None:
-                if declared or strict:
-                    allowed = ", ".join(declared) if declared else "none, it declares no parameters"
-                    raise StartupError(
-                        f"{mp.loc}: module '{module}' has no parameter '{mp.name}' "
-                        f"(allowed: {allowed})"
-                    )
-                continue
-            _check_type(mp, spec)
+        for mp in self.cfg.modparams_for(module):
+            if mp.name in declared:
+                _check_type(mp, declared[mp.name])
+        return Accepts({name: p.effect for name, p in declared.items()})
+
+    def _engine_accepts(self, module: str) -> Accepts:
+        ident = next((i for i, (mods, _) in ENGINES.items() if module in mods), module)
+        read = ENGINE_PARAMS.get(ident, ("load", "script_name"))
+        why = f"the {ident} engine reads only {', '.join(read)}"
+        return Accepts(dict.fromkeys(read, WORKS), strict=False, why=why)
 
     def _load_extension(self, name: str) -> bool:
         """Load an installed out-of-tree module (runtime/extensions.py); False if none."""
@@ -209,7 +201,6 @@ class Router:
         self.registry.api = self.api
         if ext.c_library is not None and ext.c_library not in self.registry.c_libs:
             self.registry.c_libs.append(ext.c_library)
-        self._check_modparams(name, strict=True)
         self.proc.extra[PROC_KEY + name] = collect(self.cfg, name, api=self.api)
         self.registry.load_module(name)
         self.extensions.append(name)
@@ -217,7 +208,8 @@ class Router:
 
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
-        log(L_WARN, text, "core")
+        if self.log_warnings:
+            log(L_WARN, text, "core")
 
     def _make_engine(self) -> Engine:
         ident = self.cfg.cfgengine

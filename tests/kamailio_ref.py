@@ -18,3 +18,19 @@ def api_list(*, rtpengine: bool = False) -> list[dict[str, Any]]:
         supplement = REF_DIR / "kamailio-5.6-api-list.rtpengine-supplement.json"
         ref = ref + json.loads(supplement.read_text())
     return ref
+
+
+@cache
+def kemi_exports() -> list[dict[str, Any]]:
+    """Every KEMI export table entry in Kamailio 5.6.3's source (all modules, loaded or not)."""
+    doc: dict[str, Any] = json.loads((REF_DIR / "kamailio-5.6-kemi-exports.json").read_text())
+    exports: list[dict[str, Any]] = doc["exports"]
+    return exports
+
+
+def module_exports(module: str) -> list[str]:
+    """``KSR.<sub>.<name>`` of the exports of Kamailio's loadable module ``module``."""
+    prefix = f"src/modules/{module}/"
+    return sorted(
+        f"KSR.{e['module']}.{e['name']}" for e in kemi_exports() if e["file"].startswith(prefix)
+    )

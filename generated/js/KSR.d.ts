@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash caf6d7f3ff557a1e. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash e9fac23b4002485a. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 

@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash caf6d7f3ff557a1e. Never loaded by the router: add this folder to the
+-- spec hash e9fac23b4002485a. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 

@@ -4,12 +4,19 @@ Types drive value conversion; defaults are Kamailio's where pykemi relies on
 them (``None`` means "Kamailio's default, not modelled here").  A parameter
 missing from the table is accepted with a warning, since pykemi implements
 only part of Kamailio's core.
+
+``effect`` says what setting it does in pykemi: ``works`` (the runtime reads it:
+tests/test_param_effects.py checks each has a reader), ``none`` (accepted for
+Kamailio configs; a start-up warning names it) or ``"partial: <how>"`` (warned
+about with the note). New parameters have no effect until marked otherwise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
+from ...kemi.model import NO_EFFECT, WORKS
 
 
 class PType(Enum):
@@ -28,6 +35,7 @@ class GlobalSpec:
     default: str | int | bool | None = None
     multi: bool = False  # may be given many times; values accumulate in a list
     doc: str = ""
+    effect: str = NO_EFFECT  # works | none | "partial: <how>" (pykemi.kemi.model.EFFECT_PATTERN)
 
 
 # Kamailio's lexer turns these words into the numbers 1/0 everywhere.
@@ -57,8 +65,15 @@ _I, _B, _S, _IS = PType.INT, PType.BOOL, PType.STR, PType.INT_OR_STR
 
 _TABLE: list[GlobalSpec] = [
     # logging
-    GlobalSpec("debug", _I, 0, doc="log level threshold (L_WARN=0 ... L_DBG=3)"),
-    GlobalSpec("log_stderror", _B, False, doc="log to stderr instead of syslog"),
+    GlobalSpec("debug", _I, 0, doc="log level threshold (L_WARN=0 ... L_DBG=3)", effect=WORKS),
+    GlobalSpec(
+        "log_stderror",
+        _B,
+        False,
+        doc="log to stderr instead of syslog",
+        effect="partial: pykemi logs to stderr (it has no syslog); 'no' only sends the logs "
+        "of a detached router to /dev/null",
+    ),
     GlobalSpec("log_facility", _S, "LOG_DAEMON"),
     GlobalSpec("log_name", _S),
     GlobalSpec("log_prefix", _S),
@@ -82,9 +97,9 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("sip_parser_log_oneline", _I),
     GlobalSpec("sip_parser_mode", _I),
     # processes
-    GlobalSpec("fork", _B, True),
+    GlobalSpec("fork", _B, True, effect=WORKS),
     GlobalSpec("fork_delay", _I, 0),
-    GlobalSpec("children", _I, 8, doc="UDP worker processes per listener"),
+    GlobalSpec("children", _I, 8, doc="UDP worker processes per listener", effect=WORKS),
     GlobalSpec("tcp_children", _I, doc="TCP workers (default: children)"),
     GlobalSpec("sctp_children", _I),
     GlobalSpec("socket_workers", _I),
@@ -94,9 +109,9 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("async_workers_group", _S),
     GlobalSpec("modinit_delay", _I, 0),
     GlobalSpec("exit_timeout", _I, 60),
-    GlobalSpec("user", _S),
-    GlobalSpec("group", _S),
-    GlobalSpec("chroot", _S),
+    GlobalSpec("user", _S, effect=WORKS),
+    GlobalSpec("group", _S, effect=WORKS),
+    GlobalSpec("chroot", _S, effect=WORKS),
     GlobalSpec("workdir", _S),
     GlobalSpec("rundir", _S),
     GlobalSpec("run_dir", _S),
@@ -114,10 +129,17 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("rt_timer2_prio", _I),
     GlobalSpec("server_id", _I, 0),
     # sockets and addresses
-    GlobalSpec("listen", PType.LISTEN, multi=True),
-    GlobalSpec("alias", PType.ALIAS, multi=True),
+    GlobalSpec("listen", PType.LISTEN, multi=True, effect=WORKS),
+    GlobalSpec("alias", PType.ALIAS, multi=True, effect=WORKS),
     GlobalSpec("auto_aliases", _B, True),
-    GlobalSpec("port", _I, 5060),
+    GlobalSpec(
+        "port",
+        _I,
+        5060,
+        doc="port of listen= addresses written without one",
+        effect="partial: the port of listen= addresses written without one; a config "
+        "without listen= serves 127.0.0.1:5060",
+    ),
     GlobalSpec("advertised_address", _S),
     GlobalSpec("advertised_port", _I),
     GlobalSpec("auto_bind_ipv6", _B, False),
@@ -144,19 +166,25 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("disable_tls", _B, True),
     GlobalSpec("enable_sctp", _I, 2),
     GlobalSpec("disable_sctp", _B),
-    GlobalSpec("tcp_connection_lifetime", _I, 120, doc="seconds"),
-    GlobalSpec("tcp_max_connections", _I, 2048, doc="accepted + outgoing connections"),
+    GlobalSpec("tcp_connection_lifetime", _I, 120, doc="seconds", effect=WORKS),
+    GlobalSpec(
+        "tcp_max_connections", _I, 2048, doc="accepted + outgoing connections", effect=WORKS
+    ),
     GlobalSpec("tls_max_connections", _I, 2048),
     GlobalSpec("tcp_accept_no_cl", _B, False),
     GlobalSpec("tcp_accept_aliases", _B, False),
     GlobalSpec("tcp_accept_haproxy", _B, False),
     GlobalSpec("tcp_rd_buf_size", _I, 4096),
-    GlobalSpec("tcp_connect_timeout", _I, 10, doc="seconds for an outgoing connect"),
-    GlobalSpec("tcp_send_timeout", _I, 10, doc="seconds without write progress"),
+    GlobalSpec("tcp_connect_timeout", _I, 10, doc="seconds for an outgoing connect", effect=WORKS),
+    GlobalSpec("tcp_send_timeout", _I, 10, doc="seconds without write progress", effect=WORKS),
     GlobalSpec("tcp_async", _B, True),
     GlobalSpec("tcp_buf_write", _B),
-    GlobalSpec("tcp_conn_wq_max", _I, 32 * 1024, doc="bytes queued on one connection"),
-    GlobalSpec("tcp_wq_max", _I, 10 * 1024 * 1024, doc="bytes queued on all connections"),
+    GlobalSpec(
+        "tcp_conn_wq_max", _I, 32 * 1024, doc="bytes queued on one connection", effect=WORKS
+    ),
+    GlobalSpec(
+        "tcp_wq_max", _I, 10 * 1024 * 1024, doc="bytes queued on all connections", effect=WORKS
+    ),
     GlobalSpec("tcp_wq_timeout", _I),
     GlobalSpec("tcp_crlf_ping", _B, True),
     GlobalSpec("tcp_defer_accept", _I),
@@ -167,7 +195,9 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("tcp_keepidle", _I),
     GlobalSpec("tcp_keepintvl", _I),
     GlobalSpec("tcp_linger2", _I),
-    GlobalSpec("tcp_no_connect", _B, False, doc="never open outgoing TCP connections"),
+    GlobalSpec(
+        "tcp_no_connect", _B, False, doc="never open outgoing TCP connections", effect=WORKS
+    ),
     GlobalSpec("tcp_reuse_port", _B, False),
     GlobalSpec("tcp_source_ipv4", _S),
     GlobalSpec("tcp_source_ipv6", _S),
@@ -182,8 +212,8 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("dns_try_naptr", _B),
     GlobalSpec("dns_use_search_list", _B, True),
     GlobalSpec("dns_search_full_match", _B, True),
-    GlobalSpec("dns_retr_time", _I),
-    GlobalSpec("dns_retr_no", _I),
+    GlobalSpec("dns_retr_time", _I, effect=WORKS),
+    GlobalSpec("dns_retr_no", _I, effect=WORKS),
     GlobalSpec("dns_servers_no", _I),
     GlobalSpec("dns_srv_lb", _B),
     GlobalSpec("dns_srv_loadbalancing", _B),
@@ -194,24 +224,24 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("dns_sctp_pref", _I),
     GlobalSpec("dns_cache_init", _B),
     GlobalSpec("dns_cache_flags", _I),
-    GlobalSpec("dns_cache_negative_ttl", _I),
-    GlobalSpec("dns_cache_min_ttl", _I),
-    GlobalSpec("dns_cache_max_ttl", _I),
-    GlobalSpec("dns_cache_mem", _I),
+    GlobalSpec("dns_cache_negative_ttl", _I, effect=WORKS),
+    GlobalSpec("dns_cache_min_ttl", _I, effect=WORKS),
+    GlobalSpec("dns_cache_max_ttl", _I, effect=WORKS),
+    GlobalSpec("dns_cache_mem", _I, effect=WORKS),
     GlobalSpec("dns_cache_gc_interval", _I),
-    GlobalSpec("dns_cache_del_nonexp", _B),
+    GlobalSpec("dns_cache_del_nonexp", _B, effect=WORKS),
     GlobalSpec("dns_cache_rec_pref", _I),
     GlobalSpec("use_dns_cache", _B),
     GlobalSpec("use_dns_failover", _B, False),
     GlobalSpec("dst_blocklist_init", _B),
     GlobalSpec("use_dst_blocklist", _B),
     # SIP processing
-    GlobalSpec("server_header", _S),
+    GlobalSpec("server_header", _S, effect=WORKS),
     GlobalSpec("user_agent_header", _S),
     GlobalSpec("server_signature", _B, True),
     GlobalSpec("sip_warning", _B, False),
     GlobalSpec("check_via", _B, False),
-    GlobalSpec("reply_to_via", _B, False),
+    GlobalSpec("reply_to_via", _B, False, effect=WORKS),
     GlobalSpec("phone2tel", _I, 1),
     GlobalSpec("syn_branch", _B, True),
     GlobalSpec("http_reply_parse", _B, False),
@@ -220,7 +250,7 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("maxbuffer", _I, 262144),
     GlobalSpec("max_while_loops", _I, 100),
     GlobalSpec("max_recursive_level", _I, 256),
-    GlobalSpec("max_branches", _I, 12),
+    GlobalSpec("max_branches", _I, 12, effect=WORKS),
     GlobalSpec("pv_buffer_size", _I, 8192),
     GlobalSpec("pv_buffer_slots", _I, 10),
     GlobalSpec("pv_cache_limit", _I),
@@ -235,16 +265,20 @@ _TABLE: list[GlobalSpec] = [
     GlobalSpec("return_mode", _I),
     # KEMI callbacks
     # pykemi's own parameters
-    GlobalSpec("kemi.slot_capacity", _I, 1024),
-    GlobalSpec("kemi.rpc_socket", _S, ""),
-    GlobalSpec("kemi.dispatch", _B, False),
-    GlobalSpec("kemi.route_time_limit", _I, 2000),
-    GlobalSpec("kemi.worker_memory_limit", _I, 0),
-    GlobalSpec("kemi.worker_watchdog", _I, 10000),
-    GlobalSpec("kemi.tcp_max_connections_per_ip", _I, 1024, doc="accepted, per source IP"),
-    GlobalSpec("kemi.tcp_max_pending_connects", _I, 128, doc="outgoing connects in progress"),
-    GlobalSpec("kemi.onsend_route_callback", _S, "ksr_onsend_route"),
-    GlobalSpec("kemi.reply_route_callback", _S, "ksr_reply_route"),
+    GlobalSpec("kemi.slot_capacity", _I, 1024, effect=WORKS),
+    GlobalSpec("kemi.rpc_socket", _S, "", effect=WORKS),
+    GlobalSpec("kemi.dispatch", _B, False, effect=WORKS),
+    GlobalSpec("kemi.route_time_limit", _I, 2000, effect=WORKS),
+    GlobalSpec("kemi.worker_memory_limit", _I, 0, effect=WORKS),
+    GlobalSpec("kemi.worker_watchdog", _I, 10000, effect=WORKS),
+    GlobalSpec(
+        "kemi.tcp_max_connections_per_ip", _I, 1024, doc="accepted, per source IP", effect=WORKS
+    ),
+    GlobalSpec(
+        "kemi.tcp_max_pending_connects", _I, 128, doc="outgoing connects in progress", effect=WORKS
+    ),
+    GlobalSpec("kemi.onsend_route_callback", _S, "ksr_onsend_route", effect=WORKS),
+    GlobalSpec("kemi.reply_route_callback", _S, "ksr_reply_route", effect=WORKS),
     GlobalSpec("kemi.event_route_callback", _S, ""),
     GlobalSpec("kemi.received_route_callback", _S, ""),
     GlobalSpec("received_route_mode", _I, 0, doc="1: run kemi.received_route_callback"),

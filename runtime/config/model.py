@@ -20,6 +20,18 @@ KEMI_ENGINES: tuple[str, ...] = tuple(sorted(ENGINE_TARGETS))
 _REGEX_CHARS = re.compile(r"[|*+?()\[\]{}^$\\.]")
 
 
+def names_module(pattern: str, module: str) -> bool:
+    """Whether a modparam's module name (a name or a regular expression) names ``module``."""
+    if pattern == module:
+        return True
+    if not _REGEX_CHARS.search(pattern):
+        return False
+    try:  # Kamailio anchors the regex on the whole module name
+        return re.fullmatch(pattern, module) is not None
+    except re.error:
+        return False
+
+
 @dataclass(frozen=True)
 class Location:
     file: str
@@ -148,18 +160,7 @@ class Config:
 
     def modparams_for(self, module: str) -> list[ModParam]:
         """Parameters for ``module`` in file order, including regex names like ``"tm|sl"``."""
-        out: list[ModParam] = []
-        for mp in self.modparams:
-            if mp.module == module:
-                out.append(mp)
-            elif _REGEX_CHARS.search(mp.module):
-                # Kamailio anchors the regex on the whole module name
-                try:
-                    if re.fullmatch(mp.module, module):
-                        out.append(mp)
-                except re.error:
-                    continue
-        return out
+        return [mp for mp in self.modparams if names_module(mp.module, module)]
 
     def module_names(self) -> list[str]:
         return [m.name for m in self.modules]

@@ -10,11 +10,14 @@ a default.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from ...kemi.model import WORKS, effect_phrase
+from ..core.errors import StartupError
 from ..dispatch import Api
-from .model import Config
+from .model import Config, names_module
 
 if TYPE_CHECKING:
     from ...kemi.model import Module
@@ -95,3 +98,44 @@ def values(proc: ProcessState, module: str) -> Mapping[str, Any]:
     built-in spec's values for a cfg without modparams. Read only."""
     loaded: Mapping[str, Any] | None = proc.extra.get(PROC_KEY + module)
     return _builtin_unset(module) if loaded is None else loaded
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """What a loaded module does with its modparams: ``params`` maps the names it knows to
+    their effect (pykemi.kemi.model.EFFECT_PATTERN). Other names are an error when the module
+    is ``strict`` (a spec is the module's whole truth, as Kamailio's export table), else they
+    are accepted with no effect, ``why`` saying why."""
+
+    params: Mapping[str, str]
+    strict: bool = True
+    why: str = ""
+
+
+def check(cfg: Config, loaded: Mapping[str, Accepts]) -> list[str]:
+    """One warning per (module, parameter) set in the cfg that has no effect (or only part of
+    it) in pykemi, at the first line setting it. A name that no module it names knows is a
+    StartupError naming the module, the parameter and the module's parameters, as in
+    Kamailio (a regex module name needs one matching module that knows it)."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for mp in cfg.modparams:
+        targets = [m for m in loaded if names_module(mp.module, m)]
+        if targets and all(loaded[m].strict and mp.name not in loaded[m].params for m in targets):
+            known = loaded[targets[0]].params
+            allowed = ", ".join(known) if known else "none, it declares no parameters"
+            raise StartupError(
+                f"{mp.loc}: module '{targets[0]}' has no parameter '{mp.name}' "
+                f"(allowed: {allowed})"
+            )
+        for module in targets:
+            accepts = loaded[module]
+            effect = accepts.params.get(mp.name)
+            if effect == WORKS or (effect is None and accepts.strict):
+                continue  # works, or a regex's other module knows it
+            if (module, mp.name) in seen:
+                continue
+            seen.add((module, mp.name))
+            what = effect_phrase(effect) if effect else f"has no effect in pykemi ({accepts.why})"
+            out.append(f"{mp.loc}: modparam {module}.{mp.name} {what}")
+    return out

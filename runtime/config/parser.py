@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ...kemi.model import WORKS, effect_phrase
 from .globals import BOOL_WORDS, KNOWN_GLOBALS, GlobalSpec, PType, canonical_name
 from .model import (
     KEMI_ENGINES,
@@ -463,7 +464,8 @@ class _Parser:
         for word in addrs:
             proto, host, port = self.hostport(word, allow_proto=True, what="listen address")
             proto = proto or "any"
-            port = port or (5061 if proto == "tls" else 5060)
+            # no port: TLS's 5061, else the port= global, wherever it is set (_finish)
+            port = port or (5061 if proto == "tls" else _PORT_GLOBAL)
             if adv_word is not None:
                 _, ahost, aport = self.hostport(adv_word, allow_proto=False, what="advertise")
                 advertise = (ahost, aport or port)
@@ -478,9 +480,40 @@ class _Parser:
 
 
 _LISTEN_OPTIONS = frozenset({"advertise", "name", "virtual", "workers", "agname"})
+_PORT_GLOBAL = 0  # a listen port to take from port= (never a port hostport() accepts)
 
 
 def _finish(cfg: Config) -> None:
+    _listen_ports(cfg)
+    cfg.warnings += global_warnings(cfg)
+    _native_routes(cfg)
+
+
+def _listen_ports(cfg: Config) -> None:
+    """Listen addresses (and their advertised ones) without a port get port= (as Kamailio)."""
+    port = cfg.get_int("port", int(KNOWN_GLOBALS["port"].default or 0))
+    for lst in cfg.listen:
+        if lst.port == _PORT_GLOBAL:
+            lst.port = port
+        if lst.advertise is not None and lst.advertise[1] == _PORT_GLOBAL:
+            lst.advertise = (lst.advertise[0], port)
+
+
+def global_warnings(cfg: Config) -> list[str]:
+    """One warning per core parameter set in the file that has no effect (or only part of
+    it) in pykemi, at the line that set it last; values set by the command line (-E, -D)
+    have no line and are not warned about."""
+    out: list[str] = []
+    for name in cfg.globals:
+        spec = KNOWN_GLOBALS.get(name)
+        loc = cfg.global_locs.get(name)
+        if spec is None or loc is None or spec.effect == WORKS:
+            continue  # unknown names were warned about where they were set
+        out.append(f"{loc}: core parameter {name!r} {effect_phrase(spec.effect)}")
+    return out
+
+
+def _native_routes(cfg: Config) -> None:
     if not cfg.routes:
         return
     if cfg.cfgengine is None:

@@ -112,9 +112,6 @@ def _init_router(router: Any) -> None:
         from pykemi.runtime.dispatch import StartupError
 
         raise StartupError(f"auth: cannot create the nonce tables: {exc}") from exc
-    for name in ("protect_contacts", "add_authinfo_hdr"):
-        if p.get(name):
-            klog.warn(f"auth: parameter {name} is accepted but has no effect in pykemi", ORIGIN)
 
 
 def _install() -> None:

@@ -1,10 +1,11 @@
-"""Exports and modparams pykemi declares but cannot honour yet: said at start-up.
+"""Exports pykemi declares but cannot honour yet: said at start-up.
 
-Their spec says so (an export's description, a modparam's doc, containing
-:data:`NOT_IMPLEMENTED`), which is also what their API page shows. A config relying on one
-must not run differently in silence: when the script file calls such an export of a loaded
-module, or the config sets such a modparam, the start-up warnings (``kemi check`` prints
-them) name it with the spec's text. Marking a later module's export the same way is enough.
+Their spec says so (an export's description containing :data:`NOT_IMPLEMENTED`), which is
+also what their API page shows. A script relying on one must not run differently in
+silence: when the script file calls such an export of a loaded module, the start-up
+warnings (``kemi check`` prints them) name it with the spec's text. Marking a later module's
+export the same way is enough. (Modparams say it with their spec's ``effect`` field:
+runtime/config/modparams.py warns about each one a config sets.)
 """
 
 from __future__ import annotations
@@ -43,15 +44,6 @@ def script_warnings(router: Any) -> Iterator[str]:
                     yield f"{script}:{line}: {e.ksr_name} is called: {e.description}"
 
 
-def modparam_warnings(router: Any) -> Iterator[str]:
-    """One line per marked modparam the config sets."""
-    for mp in router.cfg.modparams:
-        spec = router.api.modules.get(mp.module)
-        for p in spec.params if spec is not None else ():
-            if p.name == mp.name and NOT_IMPLEMENTED in p.doc:
-                yield f"{mp.loc}: modparam {mp.module}.{mp.name}: {p.doc}"
-
-
 def startup_warnings(router: Any) -> list[str]:
     """What the Router adds to its start-up warnings (``kemi check`` prints them)."""
-    return [*script_warnings(router), *modparam_warnings(router)]
+    return list(script_warnings(router))
