@@ -279,10 +279,12 @@ _TABLE: list[GlobalSpec] = [
     ),
     GlobalSpec("kemi.onsend_route_callback", _S, "ksr_onsend_route", effect=WORKS),
     GlobalSpec("kemi.reply_route_callback", _S, "ksr_reply_route", effect=WORKS),
-    GlobalSpec("kemi.event_route_callback", _S, ""),
-    GlobalSpec("kemi.received_route_callback", _S, ""),
-    GlobalSpec("received_route_mode", _I, 0, doc="1: run kemi.received_route_callback"),
-    GlobalSpec("kemi.pre_routing_callback", _S, ""),
+    GlobalSpec("kemi.event_route_callback", _S, "", effect=WORKS),
+    GlobalSpec("kemi.received_route_callback", _S, "", effect=WORKS),
+    GlobalSpec(
+        "received_route_mode", _I, 0, doc="1: run kemi.received_route_callback", effect=WORKS
+    ),
+    GlobalSpec("kemi.pre_routing_callback", _S, "", effect=WORKS),
 ]
 
 KNOWN_GLOBALS: dict[str, GlobalSpec] = {spec.name: spec for spec in _TABLE}
