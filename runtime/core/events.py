@@ -9,10 +9,12 @@ function named by a parameter (a module's ``event_callback``, the core's
 
 from __future__ import annotations
 
+import socket
+
 from ..sip.message import parse_message
 from .context import EVENT_ROUTE, REQUEST_ROUTE, Address, MsgContext, ProcessState
 from .log import L_ERR, log
-from .pv import PvSpec, PvValue, register_pv
+from .pv import PROTO_IDS, PvSpec, PvValue, register_pv
 
 # Kamailio's faked_msg: the message event routes without a real one see
 FAKED_REQUEST = (
@@ -21,6 +23,7 @@ FAKED_REQUEST = (
     b"From: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\n"
     b"Call-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
 )
+_FAKED = parse_message(FAKED_REQUEST)  # parsed once; each event gets a copy to change
 _LOCAL: Address = ("127.0.0.1", 5060)
 RCV_BUF = "core.rcv_buf"  # ctx.extra: the received bytes, in event_route[core:msg-received]
 
@@ -38,9 +41,7 @@ def faked_context(
     proto: str = "udp",
 ) -> MsgContext:
     """A context on the faked message (addresses of the real event when there is one)."""
-    ctx = MsgContext(
-        parse_message(FAKED_REQUEST), src, dst, proto, _no_send, proc, route_type=EVENT_ROUTE
-    )
+    ctx = MsgContext(_FAKED.copy(), src, dst, proto, _no_send, proc, route_type=EVENT_ROUTE)
     ctx.extra["faked"] = True
     return ctx
 
@@ -90,7 +91,7 @@ def msg_received(
 
 
 def _pv_rcv(ctx: MsgContext, spec: PvSpec) -> PvValue:
-    """$rcv(key): what was received, in event_route[core:msg-received]."""
+    """$rcv(key): what was received, in event_route[core:msg-received] (Kamailio's keys)."""
     data = ctx.extra.get(RCV_BUF)
     if not isinstance(data, bytes):
         return None
@@ -101,7 +102,9 @@ def _pv_rcv(ctx: MsgContext, spec: PvSpec) -> PvValue:
         "srcport": ctx.src[1],
         "rcvip": ctx.dst[0],
         "rcvport": ctx.dst[1],
-        "proto": ctx.proto,
+        "proto": PROTO_IDS.get(ctx.proto, 0),
+        "sproto": ctx.proto,
+        "af": socket.AF_INET6 if ":" in ctx.src[0] else socket.AF_INET,
     }
     return values.get(str(spec.inner))
 
