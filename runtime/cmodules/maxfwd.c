@@ -16,25 +16,29 @@ static void maxfwd_log(int level, const char *text)
 	ksr_host->log(level, text, len);
 }
 
-/* -1: missing, -2: invalid, else the value */
+/* -1: missing, -2: invalid, else the value. As Kamailio's is_maxfwd_present(): the
+ * value trimmed at both ends, up to 5 digits (an empty value is 0); 256..65535 are
+ * accepted here and lowered to max_limit by the caller */
 static int maxfwd_value(sip_msg_t *msg)
 {
 	str v;
-	int i, val = 0, digits = 0;
+	int i, val = 0, start = 0, end;
 	if (ksr_host->hdr_get(msg, MAXFWD_HDR, MAXFWD_HDR_LEN, &v) < 0)
 		return -1;
-	for (i = 0; i < v.len; i++) {
-		char c = v.s[i];
-		if (c == ' ' || c == '\t')
-			continue;
-		if (c < '0' || c > '9' || digits >= 3)
-			return -2;
-		val = val * 10 + (c - '0');
-		digits++;
-	}
-	if (digits == 0 || val > 255)
+	end = v.len;
+	while (end > start && (v.s[end - 1] == ' ' || v.s[end - 1] == '\t'
+			|| v.s[end - 1] == '\r' || v.s[end - 1] == '\n'))
+		end--;
+	while (start < end && (v.s[start] == ' ' || v.s[start] == '\t'))
+		start++;
+	if (end - start > 5)
 		return -2;
-	return val;
+	for (i = start; i < end; i++) {
+		if (v.s[i] < '0' || v.s[i] > '9')
+			return -2;
+		val = val * 10 + (v.s[i] - '0');
+	}
+	return val > 65535 ? -2 : val;
 }
 
 static int maxfwd_write(sip_msg_t *msg, int val)
@@ -54,10 +58,10 @@ int ksr_maxfwd_process(sip_msg_t *msg, int limit)
 		return -2;
 	if (limit < 0 || limit > 255) {
 		maxfwd_log(L_ERR, "maxfwd: process_maxfwd: limit must be 0..255\n");
-		return -2;
+		return -1; /* Kamailio process_maxfwd_header(): an invalid limit is -1 */
 	}
-	if (maxfwd_max_limit < 0)
-		maxfwd_max_limit = ksr_host->modparam_int("maxfwd", "max_limit", 256);
+	if (maxfwd_max_limit < 0) /* the spec's default (70) comes through the modparam table */
+		maxfwd_max_limit = ksr_host->modparam_int("maxfwd", "max_limit", 70);
 	max_limit = maxfwd_max_limit;
 	val = maxfwd_value(msg);
 	if (val == -1) {
@@ -79,10 +83,17 @@ int ksr_maxfwd_process(sip_msg_t *msg, int limit)
 	return 1;
 }
 
+/* Kamailio ki_is_maxfwd_lt(): 1 lower, -1 not lower or a limit outside 0..255,
+ * -2 no header, -3 an invalid one */
 int ksr_maxfwd_is_lt(sip_msg_t *msg, int limit)
 {
-	int val = maxfwd_value(msg);
+	int val;
+	if (limit < 0 || limit > 255) {
+		maxfwd_log(L_ERR, "maxfwd: is_maxfwd_lt: limit must be 0..255\n");
+		return -1;
+	}
+	val = maxfwd_value(msg);
 	if (val < 0)
-		return -2;
+		return val - 1;
 	return (val < limit) ? 1 : -1;
 }
