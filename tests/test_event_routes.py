@@ -208,6 +208,17 @@ class Handler:
 """
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sl_local_response(tmp_path: Path, engine: str) -> None:
+    """sl's event_callback_lres_sent runs after each stateless reply, on the request."""
+    script = SL_LUA if engine == "lua" else SL_PY
+    lines = ['modparam("sl", "event_callback_lres_sent", "ksr_sl_event")']
+    with running(tmp_path, engine, script, lines) as r:
+        reply = ask(r.port, request("OPTIONS", "sip:a@127.0.0.1"))
+        assert reply is not None and reply.startswith(b"SIP/2.0 200 OK")
+        assert "SLRESP sl:local-response OPTIONS" in wait_log(r, "SLRESP")
+
+
 # ---- htable: htable:expired:<table> ---------------------------------------------------------
 
 HT_LUA = """
@@ -369,6 +380,23 @@ def test_tm_local_request(tmp_path: Path, engine: str) -> None:
         assert "TMREQ tm:local-request OPTIONS" in wait_log(r, "sip:drop@")
         while (late := receive(uas, wait=1.0)) is not None:
             assert b"sip:drop@" not in late
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tm_local_response_sent(tmp_path: Path, engine: str) -> None:
+    """tm's event_callback_lres_sent gets each reply tm generated, after sending it, with
+    "tm:local-response-sent" (Kamailio's KEMI name of event_route[tm:local-response])."""
+    with (
+        tm_router(tmp_path, engine, LRES_CFG) as (r, _uas),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as uac,
+    ):
+        uac.bind(("127.0.0.1", 0))
+        uac.sendto(request("INVITE", "sip:a@127.0.0.1", "X-Busy: 1\n"), ("127.0.0.1", r.port))
+        codes = [receive(uac), receive(uac)]
+        assert [c[:11] if c else None for c in codes] == [b"SIP/2.0 100", b"SIP/2.0 486"]
+        log = wait_log(r, "TMRESP tm:local-response-sent 486")
+        assert log.count("TMRESP tm:local-response-sent 100") == 1
+        assert log.count("TMRESP tm:local-response-sent 486") == 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: a259050444c9ad03
+ * Spec hash: 119b6da7188711a5
  */
 #include <stdlib.h>
 #include "kemi.h"

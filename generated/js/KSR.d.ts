@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash a259050444c9ad03. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash 119b6da7188711a5. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -1497,7 +1497,7 @@ declare namespace KSR {
         function sht_setxs(htname: string, itname: string, itval: string, exval: number): number;
 
         /**
-         * 1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
+         * 1 when the item is missing, -1 when it exists.
          *
          * Module: htable (loadmodule "htable.so").
          * @param htname Table name
@@ -2116,9 +2116,8 @@ declare namespace KSR {
         /**
          * Decrement Max-Forwards, or add it with `limit` when missing.
          *
-         * Returns 2 when the header was added, 1 when it was decremented (a value above
-         * `max_limit` becomes `max_limit`), -1 when its value is 0 (reply 483 Too Many Hops)
-         * or `limit` is outside 0..255, -2 when it cannot be parsed.
+         * Returns 2 when the header was added, 1 when it was decremented, -1 when its
+         * value is 0 (reply 483 Too Many Hops), -2 when it cannot be parsed.
          *
          * Module: maxfwd (loadmodule "maxfwd.so").
          * @param limit Value of the header added when the request has none.
@@ -2129,7 +2128,7 @@ declare namespace KSR {
         /**
          * Is the Max-Forwards value lower than `limit`?
          *
-         * Returns 1 when lower, -1 when not lower (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be parsed.
+         * Returns 1 when lower, -1 when not lower, -2 when the header is missing or invalid.
          *
          * Module: maxfwd (loadmodule "maxfwd.so").
          * @param limit Value to compare the header with.
@@ -2438,7 +2437,7 @@ declare namespace KSR {
     namespace registrar {
 
         /**
-         * Store the REGISTER's contacts and reply (in a reply route: the reply's contacts, no reply sent); 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
+         * Store the REGISTER's contacts and reply; 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
          *
          * Module: registrar (loadmodule "registrar.so").
          * @param table Location table (usrloc domain), e.g. "location"
@@ -3276,7 +3275,7 @@ declare namespace KSR {
         function uri_param_rm(sparam: string): number;
 
         /**
-         * 1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
+         * 1 if the text is an optional '+' followed by digits, else -1.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3285,7 +3284,7 @@ declare namespace KSR {
         function is_tel_number(tval: string): number;
 
         /**
-         * 1 if the text is only decimal digits, else -2.
+         * 1 if the text is only decimal digits, else -1.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3294,7 +3293,7 @@ declare namespace KSR {
         function is_numeric(tval: string): number;
 
         /**
-         * 1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
+         * 1 if the text is only ASCII letters and digits, else -1.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3303,7 +3302,7 @@ declare namespace KSR {
         function is_alphanum(tval: string): number;
 
         /**
-         * 1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
+         * 1 if the text is only ASCII letters, digits and characters of eset, else -1.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3444,7 +3443,7 @@ declare namespace KSR {
     namespace sl {
 
         /**
-         * Send a stateless reply to the current request; 1, or -1 (also for an ACK).
+         * Send a stateless reply to the current request; 1 or -1.
          *
          * Module: sl (loadmodule "sl.so").
          * @param code SIP status code
@@ -3454,7 +3453,7 @@ declare namespace KSR {
         function sl_send_reply(code: number, reason: string): number;
 
         /**
-         * Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
+         * Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
          *
          * Module: sl (loadmodule "sl.so").
          * @param code SIP status code
@@ -3611,7 +3610,7 @@ declare namespace KSR {
         function subst_hf(hname: string, subst_expr: string, flags: string): number;
 
         /**
-         * Remove all headers with that name; 1, also when there was none (-1: empty name).
+         * Remove all headers with that name; number removed, -1 if none.
          *
          * Module: textops (loadmodule "textops.so").
          * @param hname Header name (compact forms match too)
@@ -3620,7 +3619,7 @@ declare namespace KSR {
         function remove_hf(hname: string): number;
 
         /**
-         * Remove headers whose name matches; 1, or -1 if none matched.
+         * Remove headers whose name matches; number removed, -1 if none.
          *
          * Module: textops (loadmodule "textops.so").
          * @param ematch Regular expression for header names
@@ -3629,7 +3628,7 @@ declare namespace KSR {
         function remove_hf_re(ematch: string): number;
 
         /**
-         * Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
+         * Remove one header by name and index; 1 or -1.
          *
          * Module: textops (loadmodule "textops.so").
          * @param hname Header name
@@ -3830,7 +3829,7 @@ declare namespace KSR {
         function in_list_prefix(subject: string, vlist: string, vsep: string): number;
 
         /**
-         * 1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
+         * 1 if equal (case-sensitive), else -1.
          *
          * Module: textops (loadmodule "textops.so").
          * @param str1 First string
@@ -3840,7 +3839,7 @@ declare namespace KSR {
         function cmp_str(str1: string, str2: string): number;
 
         /**
-         * 1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
+         * 1 if equal (case-insensitive), else -1.
          *
          * Module: textops (loadmodule "textops.so").
          * @param str1 First string
@@ -3860,7 +3859,7 @@ declare namespace KSR {
         function search_str(stext: string, sre: string): number;
 
         /**
-         * 1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
+         * 1 if s1 starts with s2, else -1.
          *
          * Module: textops (loadmodule "textops.so").
          * @param s1 Text
@@ -3870,7 +3869,7 @@ declare namespace KSR {
         function starts_with(s1: string, s2: string): number;
 
         /**
-         * 1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
+         * 1 if the text ends with the suffix, else -1.
          *
          * Module: textops (loadmodule "textops.so").
          * @param vstr Text
@@ -4357,7 +4356,7 @@ declare namespace KSR {
     namespace tm {
 
         /**
-         * Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
+         * Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
          *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -4421,7 +4420,7 @@ declare namespace KSR {
         function t_send_reply(code: number, reason: string): number;
 
         /**
-         * Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
+         * Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
          *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).

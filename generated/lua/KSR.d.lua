@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash a259050444c9ad03. Never loaded by the router: add this folder to the
+-- spec hash 119b6da7188711a5. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -1200,7 +1200,7 @@ function KSR.htable.sht_setxi(htname, itname, itval, exval) end
 ---@return integer
 function KSR.htable.sht_setxs(htname, itname, itval, exval) end
 
----1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
+---1 when the item is missing, -1 when it exists.
 ---
 ---Module: htable (loadmodule "htable.so").
 ---@param htname string Table name
@@ -1671,9 +1671,8 @@ KSR.maxfwd = {}
 
 ---Decrement Max-Forwards, or add it with `limit` when missing.
 ---
----Returns 2 when the header was added, 1 when it was decremented (a value above
----`max_limit` becomes `max_limit`), -1 when its value is 0 (reply 483 Too Many Hops)
----or `limit` is outside 0..255, -2 when it cannot be parsed.
+---Returns 2 when the header was added, 1 when it was decremented, -1 when its
+---value is 0 (reply 483 Too Many Hops), -2 when it cannot be parsed.
 ---
 ---Module: maxfwd (loadmodule "maxfwd.so").
 ---@param limit integer Value of the header added when the request has none.
@@ -1682,7 +1681,7 @@ function KSR.maxfwd.process_maxfwd(limit) end
 
 ---Is the Max-Forwards value lower than `limit`?
 ---
----Returns 1 when lower, -1 when not lower (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be parsed.
+---Returns 1 when lower, -1 when not lower, -2 when the header is missing or invalid.
 ---
 ---Module: maxfwd (loadmodule "maxfwd.so").
 ---@param limit integer Value to compare the header with.
@@ -1927,7 +1926,7 @@ function KSR.pv.is_null(name) end
 ---@class KSR.registrar
 KSR.registrar = {}
 
----Store the REGISTER's contacts and reply (in a reply route: the reply's contacts, no reply sent); 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
+---Store the REGISTER's contacts and reply; 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
 ---
 ---Module: registrar (loadmodule "registrar.so").
 ---@param table string Location table (usrloc domain), e.g. "location"
@@ -2583,28 +2582,28 @@ function KSR.siputils.uri_param_any(sparam) end
 ---@return integer
 function KSR.siputils.uri_param_rm(sparam) end
 
----1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
+---1 if the text is an optional '+' followed by digits, else -1.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_tel_number(tval) end
 
----1 if the text is only decimal digits, else -2.
+---1 if the text is only decimal digits, else -1.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_numeric(tval) end
 
----1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
+---1 if the text is only ASCII letters and digits, else -1.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_alphanum(tval) end
 
----1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
+---1 if the text is only ASCII letters, digits and characters of eset, else -1.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
@@ -2715,7 +2714,7 @@ function KSR.siputils.add_uri_param(sparam) end
 ---@class KSR.sl
 KSR.sl = {}
 
----Send a stateless reply to the current request; 1, or -1 (also for an ACK).
+---Send a stateless reply to the current request; 1 or -1.
 ---
 ---Module: sl (loadmodule "sl.so").
 ---@param code integer SIP status code
@@ -2723,7 +2722,7 @@ KSR.sl = {}
 ---@return integer
 function KSR.sl.sl_send_reply(code, reason) end
 
----Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
+---Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
 ---
 ---Module: sl (loadmodule "sl.so").
 ---@param code integer SIP status code
@@ -2848,21 +2847,21 @@ function KSR.textops.subst_body(subst_expr) end
 ---@return integer
 function KSR.textops.subst_hf(hname, subst_expr, flags) end
 
----Remove all headers with that name; 1, also when there was none (-1: empty name).
+---Remove all headers with that name; number removed, -1 if none.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param hname string Header name (compact forms match too)
 ---@return integer
 function KSR.textops.remove_hf(hname) end
 
----Remove headers whose name matches; 1, or -1 if none matched.
+---Remove headers whose name matches; number removed, -1 if none.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param ematch string Regular expression for header names
 ---@return integer
 function KSR.textops.remove_hf_re(ematch) end
 
----Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
+---Remove one header by name and index; 1 or -1.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param hname string Header name
@@ -3023,7 +3022,7 @@ function KSR.textops.in_list(subject, vlist, vsep) end
 ---@return integer
 function KSR.textops.in_list_prefix(subject, vlist, vsep) end
 
----1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
+---1 if equal (case-sensitive), else -1.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param str1 string First string
@@ -3031,7 +3030,7 @@ function KSR.textops.in_list_prefix(subject, vlist, vsep) end
 ---@return integer
 function KSR.textops.cmp_str(str1, str2) end
 
----1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
+---1 if equal (case-insensitive), else -1.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param str1 string First string
@@ -3047,7 +3046,7 @@ function KSR.textops.cmp_istr(str1, str2) end
 ---@return integer
 function KSR.textops.search_str(stext, sre) end
 
----1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
+---1 if s1 starts with s2, else -1.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param s1 string Text
@@ -3055,7 +3054,7 @@ function KSR.textops.search_str(stext, sre) end
 ---@return integer
 function KSR.textops.starts_with(s1, s2) end
 
----1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
+---1 if the text ends with the suffix, else -1.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param vstr string Text
@@ -3442,7 +3441,7 @@ function KSR.textopsx.bl_iterator_value(iname) end
 ---@class KSR.tm
 KSR.tm = {}
 
----Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
+---Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer
@@ -3492,7 +3491,7 @@ function KSR.tm.t_reply(code, reason) end
 ---@return integer
 function KSR.tm.t_send_reply(code, reason) end
 
----Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
+---Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pykemi.runtime.engines import pyhost as _kemi_host
 
 __version__ = 1002
-SPEC_HASH = "a259050444c9ad03"
+SPEC_HASH = "119b6da7188711a5"
 _kemi_host.verify(SPEC_HASH)
 _kemi_slots = _kemi_host.SLOTS
 _kemi_check = _kemi_host.check
