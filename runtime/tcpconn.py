@@ -29,6 +29,10 @@ Address = tuple[str, int]
 # send flags (Kamailio's SND_F_*: set_*_no_connect, set_*_close, sl send_reply_mode)
 SND_F_FORCE_CON_REUSE = 1  # use an existing connection only, never open one
 SND_F_CON_CLOSE = 2  # close the connection once the message is written
+# not a send: add_tcp_alias from a worker; the address is the connection's peer, the data
+# the alias port (ASCII digits)
+SND_F_ALIAS = 0x80
+MAX_ALIASES = 12  # per connection, as Kamailio's TCP_CON_MAX_ALIASES
 
 
 def _param(cfg: Config, name: str, low: int) -> int:
@@ -138,6 +142,7 @@ class TcpConn:
     connecting: bool = False
     deadline: float = 0.0  # connect deadline, or write-progress deadline while queued
     close_when_sent: bool = False
+    aliases: list[Address] = field(default_factory=list)  # add_tcp_alias: more by_peer keys
 
 
 class TcpConns:
@@ -199,8 +204,9 @@ class TcpConns:
     def close(self, conn: TcpConn) -> None:
         if self.conns.pop(conn.cid, None) is None:
             return
-        if self.by_peer.get(conn.peer) == conn.cid:
-            del self.by_peer[conn.peer]
+        for key in (conn.peer, *conn.aliases):
+            if self.by_peer.get(key) == conn.cid:
+                del self.by_peer[key]
         if conn.accepted:
             left = self.per_ip.get(conn.peer[0], 1) - 1
             if left > 0:
@@ -303,6 +309,8 @@ class TcpConns:
     def send(self, cid: int, addr: Address, data: bytes, flags: int) -> bool:
         """Write ``data`` on connection ``cid`` (-1: the one to ``addr``), opening one unless
         ``flags`` or tcp_no_connect forbid it. False when the message is dropped."""
+        if flags & SND_F_ALIAS:
+            return self.add_alias(addr, data)
         conn = self.conns.get(cid) if cid >= 0 else None
         if conn is None:
             found = self.by_peer.get(addr)
@@ -336,6 +344,27 @@ class TcpConns:
                     self.close(conn)
                 return True
         return self._enqueue(conn, data)
+
+    def add_alias(self, peer: Address, port: bytes) -> bool:
+        """Kamailio's add_tcp_alias: requests to (the peer's IP, ``port``) reuse the connection
+        of ``peer`` (an alias already held by another live connection is kept)."""
+        cid = self.by_peer.get(peer)
+        conn = self.conns.get(cid) if cid is not None else None
+        if conn is None or not port.isdigit() or not 0 < int(port) < 65536:
+            log(L_ERR, f"tcp alias {port!r} for {peer[0]}:{peer[1]}: no such connection or port")
+            return False
+        alias = (peer[0], int(port))
+        if self.by_peer.get(alias, conn.cid) != conn.cid:
+            log(L_WARN, f"tcp alias {alias[0]}:{alias[1]} already points to another connection")
+            return False
+        if alias in conn.aliases:
+            return True
+        if len(conn.aliases) >= MAX_ALIASES:
+            log(L_WARN, f"tcp alias {alias[1]} for {peer[0]}:{peer[1]}: {MAX_ALIASES} already")
+            return False
+        self.by_peer[alias] = conn.cid
+        conn.aliases.append(alias)
+        return True
 
     def _enqueue(self, conn: TcpConn, data: bytes) -> bool:
         lim, n = self.limits, len(data)

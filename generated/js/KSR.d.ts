@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash 119b6da7188711a5. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash adcea034452a3389. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -406,7 +406,7 @@ declare namespace KSR {
     /**
      * Add a port alias to the TCP connection.
      *
-     * TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+     * Requests to the IP of the peer and the alias port reuse the connection this message came on, as in Kamailio. 1 (also for a message that did not come over TCP), -1 when the alias cannot be added.
      *
      * Module: core (always available).
      * @param port Port to alias the connection to
@@ -417,7 +417,7 @@ declare namespace KSR {
     /**
      * Add the top Via port as alias of the TCP connection.
      *
-     * TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+     * add_tcp_alias with the port of the top Via (5060 when it has none). 1, -1 when the alias cannot be added.
      *
      * Module: core (always available).
      * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -2116,8 +2116,9 @@ declare namespace KSR {
         /**
          * Decrement Max-Forwards, or add it with `limit` when missing.
          *
-         * Returns 2 when the header was added, 1 when it was decremented, -1 when its
-         * value is 0 (reply 483 Too Many Hops), -2 when it cannot be parsed.
+         * Returns 2 when the header was added, 1 when it was decremented (a value above
+         * `max_limit` becomes `max_limit`), -1 when its value is 0 (reply 483 Too Many Hops)
+         * or `limit` is outside 0..255, -2 when it cannot be parsed.
          *
          * Module: maxfwd (loadmodule "maxfwd.so").
          * @param limit Value of the header added when the request has none.
@@ -2128,7 +2129,7 @@ declare namespace KSR {
         /**
          * Is the Max-Forwards value lower than `limit`?
          *
-         * Returns 1 when lower, -1 when not lower, -2 when the header is missing or invalid.
+         * Returns 1 when lower, -1 when not lower (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be parsed.
          *
          * Module: maxfwd (loadmodule "maxfwd.so").
          * @param limit Value to compare the header with.
@@ -3275,7 +3276,7 @@ declare namespace KSR {
         function uri_param_rm(sparam: string): number;
 
         /**
-         * 1 if the text is an optional '+' followed by digits, else -1.
+         * 1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3284,7 +3285,7 @@ declare namespace KSR {
         function is_tel_number(tval: string): number;
 
         /**
-         * 1 if the text is only decimal digits, else -1.
+         * 1 if the text is only decimal digits, else -2.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3293,7 +3294,7 @@ declare namespace KSR {
         function is_numeric(tval: string): number;
 
         /**
-         * 1 if the text is only ASCII letters and digits, else -1.
+         * 1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3302,7 +3303,7 @@ declare namespace KSR {
         function is_alphanum(tval: string): number;
 
         /**
-         * 1 if the text is only ASCII letters, digits and characters of eset, else -1.
+         * 1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
          *
          * Module: siputils (loadmodule "siputils.so").
          * @param tval Text to check
@@ -3610,7 +3611,7 @@ declare namespace KSR {
         function subst_hf(hname: string, subst_expr: string, flags: string): number;
 
         /**
-         * Remove all headers with that name; number removed, -1 if none.
+         * Remove all headers with that name; 1, also when there was none (-1: empty name).
          *
          * Module: textops (loadmodule "textops.so").
          * @param hname Header name (compact forms match too)
@@ -3619,7 +3620,7 @@ declare namespace KSR {
         function remove_hf(hname: string): number;
 
         /**
-         * Remove headers whose name matches; number removed, -1 if none.
+         * Remove headers whose name matches; 1, or -1 if none matched.
          *
          * Module: textops (loadmodule "textops.so").
          * @param ematch Regular expression for header names
@@ -3628,7 +3629,7 @@ declare namespace KSR {
         function remove_hf_re(ematch: string): number;
 
         /**
-         * Remove one header by name and index; 1 or -1.
+         * Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
          *
          * Module: textops (loadmodule "textops.so").
          * @param hname Header name
@@ -3829,7 +3830,7 @@ declare namespace KSR {
         function in_list_prefix(subject: string, vlist: string, vsep: string): number;
 
         /**
-         * 1 if equal (case-sensitive), else -1.
+         * 1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
          *
          * Module: textops (loadmodule "textops.so").
          * @param str1 First string
@@ -3839,7 +3840,7 @@ declare namespace KSR {
         function cmp_str(str1: string, str2: string): number;
 
         /**
-         * 1 if equal (case-insensitive), else -1.
+         * 1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
          *
          * Module: textops (loadmodule "textops.so").
          * @param str1 First string
@@ -3859,7 +3860,7 @@ declare namespace KSR {
         function search_str(stext: string, sre: string): number;
 
         /**
-         * 1 if s1 starts with s2, else -1.
+         * 1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
          *
          * Module: textops (loadmodule "textops.so").
          * @param s1 Text
@@ -3869,7 +3870,7 @@ declare namespace KSR {
         function starts_with(s1: string, s2: string): number;
 
         /**
-         * 1 if the text ends with the suffix, else -1.
+         * 1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
          *
          * Module: textops (loadmodule "textops.so").
          * @param vstr Text

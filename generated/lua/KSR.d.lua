@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash 119b6da7188711a5. Never loaded by the router: add this folder to the
+-- spec hash adcea034452a3389. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -342,7 +342,7 @@ function KSR.set_advertised_port(port) end
 
 ---Add a port alias to the TCP connection.
 ---
----TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+---Requests to the IP of the peer and the alias port reuse the connection this message came on, as in Kamailio. 1 (also for a message that did not come over TCP), -1 when the alias cannot be added.
 ---
 ---Module: core (always available).
 ---@param port integer Port to alias the connection to
@@ -351,7 +351,7 @@ function KSR.add_tcp_alias(port) end
 
 ---Add the top Via port as alias of the TCP connection.
 ---
----TCP connection aliases are not implemented in pykemi yet: returns 1 and the connection is not reused for requests to the alias port.
+---add_tcp_alias with the port of the top Via (5060 when it has none). 1, -1 when the alias cannot be added.
 ---
 ---Module: core (always available).
 ---@return integer
@@ -1671,8 +1671,9 @@ KSR.maxfwd = {}
 
 ---Decrement Max-Forwards, or add it with `limit` when missing.
 ---
----Returns 2 when the header was added, 1 when it was decremented, -1 when its
----value is 0 (reply 483 Too Many Hops), -2 when it cannot be parsed.
+---Returns 2 when the header was added, 1 when it was decremented (a value above
+---`max_limit` becomes `max_limit`), -1 when its value is 0 (reply 483 Too Many Hops)
+---or `limit` is outside 0..255, -2 when it cannot be parsed.
 ---
 ---Module: maxfwd (loadmodule "maxfwd.so").
 ---@param limit integer Value of the header added when the request has none.
@@ -1681,7 +1682,7 @@ function KSR.maxfwd.process_maxfwd(limit) end
 
 ---Is the Max-Forwards value lower than `limit`?
 ---
----Returns 1 when lower, -1 when not lower, -2 when the header is missing or invalid.
+---Returns 1 when lower, -1 when not lower (or `limit` is outside 0..255), -2 when the header is missing, -3 when it cannot be parsed.
 ---
 ---Module: maxfwd (loadmodule "maxfwd.so").
 ---@param limit integer Value to compare the header with.
@@ -2582,28 +2583,28 @@ function KSR.siputils.uri_param_any(sparam) end
 ---@return integer
 function KSR.siputils.uri_param_rm(sparam) end
 
----1 if the text is an optional '+' followed by digits, else -1.
+---1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_tel_number(tval) end
 
----1 if the text is only decimal digits, else -1.
+---1 if the text is only decimal digits, else -2.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_numeric(tval) end
 
----1 if the text is only ASCII letters and digits, else -1.
+---1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
 ---@return integer
 function KSR.siputils.is_alphanum(tval) end
 
----1 if the text is only ASCII letters, digits and characters of eset, else -1.
+---1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
 ---
 ---Module: siputils (loadmodule "siputils.so").
 ---@param tval string Text to check
@@ -2847,21 +2848,21 @@ function KSR.textops.subst_body(subst_expr) end
 ---@return integer
 function KSR.textops.subst_hf(hname, subst_expr, flags) end
 
----Remove all headers with that name; number removed, -1 if none.
+---Remove all headers with that name; 1, also when there was none (-1: empty name).
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param hname string Header name (compact forms match too)
 ---@return integer
 function KSR.textops.remove_hf(hname) end
 
----Remove headers whose name matches; number removed, -1 if none.
+---Remove headers whose name matches; 1, or -1 if none matched.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param ematch string Regular expression for header names
 ---@return integer
 function KSR.textops.remove_hf_re(ematch) end
 
----Remove one header by name and index; 1 or -1.
+---Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param hname string Header name
@@ -3022,7 +3023,7 @@ function KSR.textops.in_list(subject, vlist, vsep) end
 ---@return integer
 function KSR.textops.in_list_prefix(subject, vlist, vsep) end
 
----1 if equal (case-sensitive), else -1.
+---1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param str1 string First string
@@ -3030,7 +3031,7 @@ function KSR.textops.in_list_prefix(subject, vlist, vsep) end
 ---@return integer
 function KSR.textops.cmp_str(str1, str2) end
 
----1 if equal (case-insensitive), else -1.
+---1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param str1 string First string
@@ -3046,7 +3047,7 @@ function KSR.textops.cmp_istr(str1, str2) end
 ---@return integer
 function KSR.textops.search_str(stext, sre) end
 
----1 if s1 starts with s2, else -1.
+---1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param s1 string Text
@@ -3054,7 +3055,7 @@ function KSR.textops.search_str(stext, sre) end
 ---@return integer
 function KSR.textops.starts_with(s1, s2) end
 
----1 if the text ends with the suffix, else -1.
+---1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
 ---
 ---Module: textops (loadmodule "textops.so").
 ---@param vstr string Text

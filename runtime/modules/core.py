@@ -10,6 +10,7 @@ from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.onsend import onsend_ok
 from pykemi.runtime.core.pv import msg_method, uri_replace
 from pykemi.runtime.sip.message import SipMessage, Via
+from pykemi.runtime.tcpconn import SND_F_ALIAS
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
@@ -649,18 +650,22 @@ def set_advertised_port(ctx: MsgContext, port: str) -> int:
 
 
 def add_tcp_alias(ctx: MsgContext, port: int) -> int:
-    """Not implemented yet (its spec says so; a start-up warning names a script calling it)."""
-    if ctx.proto in ("tcp", "tls"):
-        ctx.extra.setdefault("tcp_aliases", []).append(port)
+    """Requests to (the peer's IP, ``port``) reuse the connection this message came on (the
+    main process owns the connections: the alias goes there like a send); 1, -1 when it
+    cannot be sent there. Not a connection-oriented message: nothing to do, 1 (Kamailio)."""
+    if ctx.proto not in ("tcp", "tls"):
+        return 1
+    send = ctx.proc.send_to
+    if send is None or not send(ctx.proto, ctx.src, str(port).encode(), -1, SND_F_ALIAS):
+        klog.err(f"adding tcp alias {port} failed")
+        return -1
     return 1
 
 
 def add_tcp_alias_via(ctx: MsgContext) -> int:
-    if ctx.proto in ("tcp", "tls"):
-        via = ctx.msg.top_via
-        port = via.port if via is not None and via.port else 5060
-        ctx.extra.setdefault("tcp_aliases", []).append(port)
-    return 1
+    """add_tcp_alias with the port of the top Via (5060 when it has none)."""
+    via = ctx.msg.top_via
+    return add_tcp_alias(ctx, via.port if via is not None and via.port else 5060)
 
 
 # ---------------------------------------------------------------------------

@@ -186,7 +186,7 @@ _kemi_s_is_tel_number = _kemi_base_siputils + 11
 
 
 def is_tel_number(tval: str = _kemi_M) -> int:
-    """1 if the text is an optional '+' followed by digits, else -1.
+    """1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
 
     tval: Text to check
 
@@ -202,7 +202,7 @@ _kemi_s_is_numeric = _kemi_base_siputils + 12
 
 
 def is_numeric(tval: str = _kemi_M) -> int:
-    """1 if the text is only decimal digits, else -1.
+    """1 if the text is only decimal digits, else -2.
 
     tval: Text to check
 
@@ -218,7 +218,7 @@ _kemi_s_is_alphanum = _kemi_base_siputils + 13
 
 
 def is_alphanum(tval: str = _kemi_M) -> int:
-    """1 if the text is only ASCII letters and digits, else -1.
+    """1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
 
     tval: Text to check
 
@@ -234,7 +234,7 @@ _kemi_s_is_alphanumex = _kemi_base_siputils + 14
 
 
 def is_alphanumex(tval: str = _kemi_M, eset: str = _kemi_M) -> int:
-    """1 if the text is only ASCII letters, digits and characters of eset, else -1.
+    """1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
 
     tval: Text to check
     eset: Extra allowed characters

@@ -74,28 +74,28 @@ def uri_param_rm(sparam: str, /) -> int:
     Returns int. Module: siputils."""
 
 def is_tel_number(tval: str, /) -> int:
-    """1 if the text is an optional '+' followed by digits, else -1.
+    """1 if the text is digits, or '+' and a non-zero digit then digits; else -2.
 
     tval: Text to check
 
     Returns int. Module: siputils."""
 
 def is_numeric(tval: str, /) -> int:
-    """1 if the text is only decimal digits, else -1.
+    """1 if the text is only decimal digits, else -2.
 
     tval: Text to check
 
     Returns int. Module: siputils."""
 
 def is_alphanum(tval: str, /) -> int:
-    """1 if the text is only ASCII letters and digits, else -1.
+    """1 if the text is only ASCII letters and digits; -2 when empty, -3 otherwise.
 
     tval: Text to check
 
     Returns int. Module: siputils."""
 
 def is_alphanumex(tval: str, eset: str, /) -> int:
-    """1 if the text is only ASCII letters, digits and characters of eset, else -1.
+    """1 if the text is only ASCII letters, digits and characters of eset; -2 when empty, -3 otherwise.
 
     tval: Text to check
     eset: Extra allowed characters

@@ -254,7 +254,7 @@ _kemi_s_remove_hf = _kemi_base_textops + 12
 
 
 def remove_hf(hname: str = _kemi_M) -> int:
-    """Remove all headers with that name; number removed, -1 if none.
+    """Remove all headers with that name; 1, also when there was none (-1: empty name).
 
     hname: Header name (compact forms match too)
 
@@ -270,7 +270,7 @@ _kemi_s_remove_hf_re = _kemi_base_textops + 13
 
 
 def remove_hf_re(ematch: str = _kemi_M) -> int:
-    """Remove headers whose name matches; number removed, -1 if none.
+    """Remove headers whose name matches; 1, or -1 if none matched.
 
     ematch: Regular expression for header names
 
@@ -286,7 +286,7 @@ _kemi_s_remove_hf_idx = _kemi_base_textops + 14
 
 
 def remove_hf_idx(hname: str = _kemi_M, idx: int = _kemi_M) -> int:
-    """Remove one header by name and index; 1 or -1.
+    """Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
 
     hname: Header name
     idx: Index: 0 the first, -1 the last
@@ -780,7 +780,7 @@ _kemi_s_cmp_str = _kemi_base_textops + 34
 
 
 def cmp_str(str1: str = _kemi_M, str2: str = _kemi_M) -> int:
-    """1 if equal (case-sensitive), else -1.
+    """1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
 
     str1: First string
     str2: Second string
@@ -806,7 +806,7 @@ _kemi_s_cmp_istr = _kemi_base_textops + 35
 
 
 def cmp_istr(str1: str = _kemi_M, str2: str = _kemi_M) -> int:
-    """1 if equal (case-insensitive), else -1.
+    """1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
 
     str1: First string
     str2: Second string
@@ -858,7 +858,7 @@ _kemi_s_starts_with = _kemi_base_textops + 37
 
 
 def starts_with(s1: str = _kemi_M, s2: str = _kemi_M) -> int:
-    """1 if s1 starts with s2, else -1.
+    """1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
 
     s1: Text
     s2: Prefix
@@ -884,7 +884,7 @@ _kemi_s_ends_with = _kemi_base_textops + 38
 
 
 def ends_with(vstr: str = _kemi_M, vsuffix: str = _kemi_M) -> int:
-    """1 if the text ends with the suffix, else -1.
+    """1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
 
     vstr: Text
     vsuffix: Suffix

@@ -94,21 +94,21 @@ def subst_hf(hname: str, subst_expr: str, flags: str, /) -> int:
     Returns int. Module: textops."""
 
 def remove_hf(hname: str, /) -> int:
-    """Remove all headers with that name; number removed, -1 if none.
+    """Remove all headers with that name; 1, also when there was none (-1: empty name).
 
     hname: Header name (compact forms match too)
 
     Returns int. Module: textops."""
 
 def remove_hf_re(ematch: str, /) -> int:
-    """Remove headers whose name matches; number removed, -1 if none.
+    """Remove headers whose name matches; 1, or -1 if none matched.
 
     ematch: Regular expression for header names
 
     Returns int. Module: textops."""
 
 def remove_hf_idx(hname: str, idx: int, /) -> int:
-    """Remove one header by name and index; 1 or -1.
+    """Remove one header by name and index; 1 (also for an index before the first), 2 for an index past the last, -1 on error.
 
     hname: Header name
     idx: Index: 0 the first, -1 the last
@@ -268,7 +268,7 @@ def in_list_prefix(subject: str, vlist: str, vsep: str, /) -> int:
     Returns int. Module: textops."""
 
 def cmp_str(str1: str, str2: str, /) -> int:
-    """1 if equal (case-sensitive), else -1.
+    """1 if equal (case-sensitive), -1 if str1 sorts after str2, -2 if before.
 
     str1: First string
     str2: Second string
@@ -276,7 +276,7 @@ def cmp_str(str1: str, str2: str, /) -> int:
     Returns int. Module: textops."""
 
 def cmp_istr(str1: str, str2: str, /) -> int:
-    """1 if equal (case-insensitive), else -1.
+    """1 if equal (case-insensitive), -1 if str1 sorts after str2, -2 if before.
 
     str1: First string
     str2: Second string
@@ -292,7 +292,7 @@ def search_str(stext: str, sre: str, /) -> int:
     Returns int. Module: textops."""
 
 def starts_with(s1: str, s2: str, /) -> int:
-    """1 if s1 starts with s2, else -1.
+    """1 if s1 starts with s2; else -1 (or -2 when its start sorts before s2).
 
     s1: Text
     s2: Prefix
@@ -300,7 +300,7 @@ def starts_with(s1: str, s2: str, /) -> int:
     Returns int. Module: textops."""
 
 def ends_with(vstr: str, vsuffix: str, /) -> int:
-    """1 if the text ends with the suffix, else -1.
+    """1 if the text ends with the suffix; else -1 (or -2 when its end sorts before it).
 
     vstr: Text
     vsuffix: Suffix
