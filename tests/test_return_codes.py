@@ -392,6 +392,18 @@ def test_registrar_save_in_reply_route_stores_the_contacts(fresh: Env) -> None:
     assert req.ruri == "sip:erin@127.0.0.1:7000"
 
 
+def test_registrar_save_replies_from_failure_route_on_success_only(fresh: Env) -> None:
+    """Kamailio save.c: the reply goes out from request and failure routes; an error reply only
+    from the request route."""
+    ctx = fresh.ctx(crlf(REGISTER.format(n=fresh.next(), user="fay")), FAILURE_ROUTE)
+    assert fresh.call(ctx, "registrar.save", "location", 0) == 1
+    assert [(a, m.status) for _, a, m in fresh.net.take()] == [(UAC, 200)]
+    bad = crlf(REGISTER.format(n=fresh.next(), user="fay")).replace(b"expires=3600", b"q=9")
+    ctx = fresh.ctx(bad, FAILURE_ROUTE)
+    assert fresh.call(ctx, "registrar.save", "location", 0) < 0
+    assert fresh.net.take() == []
+
+
 def test_sl_reply_to_an_ack_sends_nothing(fresh: Env) -> None:
     ctx = SITUATIONS["ack"](fresh)
     assert fresh.call(ctx, "sl.send_reply", 200, "OK") == -1

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.context import REQUEST_ROUTE
+from pykemi.runtime.core.context import FAILURE_ROUTE, REQUEST_ROUTE
 from pykemi.runtime.core.events import callback_name, faked_context, run_event
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
@@ -275,14 +275,17 @@ def _send(ctx: MsgContext, code: int, headers: list[str], noreply: bool) -> None
     if noreply:
         ctx.extra[SAVED_REPLY] = (code, reason, headers)
         return
-    _reply(ctx, code, reason, headers)
+    # Kamailio save(): replies from the request route, on success from failure routes too
+    # (in a reply route the reply's contacts are stored and nothing is sent)
+    if ctx.route_type & (REQUEST_ROUTE | (FAILURE_ROUTE if code < 300 else 0)):
+        _reply(ctx, code, reason, headers)
 
 
 def _reply(ctx: MsgContext, code: int, reason: str, headers: list[str]) -> int:
     from pykemi.runtime.modules import sl
 
-    if ctx.route_type != REQUEST_ROUTE or not ctx.msg.is_request:
-        return 1  # Kamailio replies only from the request route
+    if not ctx.msg.is_request:
+        return -1  # nothing to reply to
     saved = list(ctx.extra.get("reply_headers", ()))
     ctx.extra["reply_headers"] = saved + [h + "\r\n" for h in headers]
     try:
