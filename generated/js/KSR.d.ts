@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash adcea034452a3389. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash 370f5bfe31efc2a8. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -1497,7 +1497,7 @@ declare namespace KSR {
         function sht_setxs(htname: string, itname: string, itval: string, exval: number): number;
 
         /**
-         * 1 when the item is missing, -1 when it exists.
+         * 1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
          *
          * Module: htable (loadmodule "htable.so").
          * @param htname Table name
@@ -2438,7 +2438,7 @@ declare namespace KSR {
     namespace registrar {
 
         /**
-         * Store the REGISTER's contacts and reply; 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
+         * Store the REGISTER's contacts and reply (in a reply route: the reply's contacts, no reply sent); 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
          *
          * Module: registrar (loadmodule "registrar.so").
          * @param table Location table (usrloc domain), e.g. "location"
@@ -3444,7 +3444,7 @@ declare namespace KSR {
     namespace sl {
 
         /**
-         * Send a stateless reply to the current request; 1 or -1.
+         * Send a stateless reply to the current request; 1, or -1 (also for an ACK).
          *
          * Module: sl (loadmodule "sl.so").
          * @param code SIP status code
@@ -3454,7 +3454,7 @@ declare namespace KSR {
         function sl_send_reply(code: number, reason: string): number;
 
         /**
-         * Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
+         * Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
          *
          * Module: sl (loadmodule "sl.so").
          * @param code SIP status code
@@ -4357,7 +4357,7 @@ declare namespace KSR {
     namespace tm {
 
         /**
-         * Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
+         * Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
          *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -4421,7 +4421,7 @@ declare namespace KSR {
         function t_send_reply(code: number, reason: string): number;
 
         /**
-         * Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
+         * Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
          *
          * Module: tm (loadmodule "tm.so").
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).

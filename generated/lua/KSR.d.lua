@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash adcea034452a3389. Never loaded by the router: add this folder to the
+-- spec hash 370f5bfe31efc2a8. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -1200,7 +1200,7 @@ function KSR.htable.sht_setxi(htname, itname, itval, exval) end
 ---@return integer
 function KSR.htable.sht_setxs(htname, itname, itval, exval) end
 
----1 when the item is missing, -1 when it exists.
+---1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
 ---
 ---Module: htable (loadmodule "htable.so").
 ---@param htname string Table name
@@ -1927,7 +1927,7 @@ function KSR.pv.is_null(name) end
 ---@class KSR.registrar
 KSR.registrar = {}
 
----Store the REGISTER's contacts and reply; 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
+---Store the REGISTER's contacts and reply (in a reply route: the reply's contacts, no reply sent); 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
 ---
 ---Module: registrar (loadmodule "registrar.so").
 ---@param table string Location table (usrloc domain), e.g. "location"
@@ -2715,7 +2715,7 @@ function KSR.siputils.add_uri_param(sparam) end
 ---@class KSR.sl
 KSR.sl = {}
 
----Send a stateless reply to the current request; 1 or -1.
+---Send a stateless reply to the current request; 1, or -1 (also for an ACK).
 ---
 ---Module: sl (loadmodule "sl.so").
 ---@param code integer SIP status code
@@ -2723,7 +2723,7 @@ KSR.sl = {}
 ---@return integer
 function KSR.sl.sl_send_reply(code, reason) end
 
----Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
+---Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
 ---
 ---Module: sl (loadmodule "sl.so").
 ---@param code integer SIP status code
@@ -3442,7 +3442,7 @@ function KSR.textopsx.bl_iterator_value(iname) end
 ---@class KSR.tm
 KSR.tm = {}
 
----Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
+---Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer
@@ -3492,7 +3492,7 @@ function KSR.tm.t_reply(code, reason) end
 ---@return integer
 function KSR.tm.t_send_reply(code, reason) end
 
----Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
+---Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@return integer

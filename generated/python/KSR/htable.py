@@ -673,7 +673,7 @@ _kemi_s_sht_is_null = _kemi_base_htable + 25
 
 
 def sht_is_null(htname: str = _kemi_M, itname: str = _kemi_M) -> int:
-    """1 when the item is missing, -1 when it exists.
+    """1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
 
     htname: Table name
     itname: Item name

@@ -211,7 +211,7 @@ def sht_setxs(htname: str, itname: str, itval: str, exval: int, /) -> int:
     Returns int. Module: htable."""
 
 def sht_is_null(htname: str, itname: str, /) -> int:
-    """1 when the item is missing, -1 when it exists.
+    """1 when the item is missing, -1 when it exists, 2 when the table does not exist, -2 when the table has an initval.
 
     htname: Table name
     itname: Item name

@@ -16,7 +16,7 @@ _kemi_s_save = _kemi_base_registrar + 0
 
 
 def save(table: str = _kemi_M, flags: int = _kemi_M) -> int:
-    """Store the REGISTER's contacts and reply; 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
+    """Store the REGISTER's contacts and reply (in a reply route: the reply's contacts, no reply sent); 1 inserted, 2 updated, 3 deleted, 4 queried, -1 error, -2 too many contacts.
 
     table: Location table (usrloc domain), e.g. "location"
     flags: 0x01 memory only, 0x02 no reply, 0x04 one contact per AOR, 0x08 no expires range

@@ -16,7 +16,7 @@ _kemi_s_sl_send_reply = _kemi_base_sl + 0
 
 
 def sl_send_reply(code: int = _kemi_M, reason: str = _kemi_M) -> int:
-    """Send a stateless reply to the current request; 1 or -1.
+    """Send a stateless reply to the current request; 1, or -1 (also for an ACK).
 
     code: SIP status code
     reason: Reason phrase
@@ -42,7 +42,7 @@ _kemi_s_send_reply = _kemi_base_sl + 1
 
 
 def send_reply(code: int = _kemi_M, reason: str = _kemi_M) -> int:
-    """Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
+    """Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
 
     code: SIP status code
     reason: Reason phrase

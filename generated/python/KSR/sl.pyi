@@ -4,7 +4,7 @@
 """KSR.sl: functions exported by module sl."""
 
 def sl_send_reply(code: int, reason: str, /) -> int:
-    """Send a stateless reply to the current request; 1 or -1.
+    """Send a stateless reply to the current request; 1, or -1 (also for an ACK).
 
     code: SIP status code
     reason: Reason phrase
@@ -12,7 +12,7 @@ def sl_send_reply(code: int, reason: str, /) -> int:
     Returns int. Module: sl."""
 
 def send_reply(code: int, reason: str, /) -> int:
-    """Send a reply (statefully if a transaction exists, else stateless); 1 or -1.
+    """Send a reply (statefully if a transaction exists, else stateless); 1, or -1 (also for an ACK).
 
     code: SIP status code
     reason: Reason phrase

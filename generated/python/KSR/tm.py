@@ -16,7 +16,7 @@ _kemi_s_t_relay = _kemi_base_tm + 0
 
 
 def t_relay() -> int:
-    """Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
+    """Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
 
     Returns int. Module: tm."""
     return _kemi_slots[_kemi_s_t_relay]()  # type: ignore[no-any-return]
@@ -144,7 +144,7 @@ _kemi_s_t_check_trans = _kemi_base_tm + 7
 
 
 def t_check_trans() -> int:
-    """Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
+    """Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
 
     Returns int. Module: tm."""
     return _kemi_slots[_kemi_s_t_check_trans]()  # type: ignore[no-any-return]

@@ -4,7 +4,7 @@
 """KSR.tm: functions exported by module tm."""
 
 def t_relay() -> int:
-    """Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok, 0 retransmission absorbed, negative error.
+    """Relay the request statefully to $du, else the R-URI (creates the transaction). 1 ok (also a retransmission or an ACK absorbed), negative error, 0 outside request and failure routes.
 
     Returns int. Module: tm."""
 
@@ -53,7 +53,7 @@ def t_send_reply(code: int, reason: str, /) -> int:
     Returns int. Module: tm."""
 
 def t_check_trans() -> int:
-    """Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. -1 when nothing matches.
+    """Request matches a transaction? Retransmissions get the last reply again and 0 (stop); CANCEL: 1 if its INVITE exists; ACK to a negative reply: absorbed, 0. A reply: 1 if it belongs to a transaction. Always 1 in failure, branch and tm onreply routes. -1 when nothing matches.
 
     Returns int. Module: tm."""
 
