@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource  # at import: a worker may run in a chroot= jail, with nothing to import from
 import selectors
 import signal
 import socket
@@ -433,8 +434,6 @@ class Server:
         (Python) or "not enough memory" (Lua) instead of the OOM killer."""
         if not self.worker_memory_limit:
             return
-        import resource
-
         limit = self.worker_memory_limit * 1024 * 1024
         try:
             with open(f"/proc/{os.getpid()}/statm") as fh:

@@ -93,9 +93,12 @@ end
 
 
 def test_chroot_and_group(tmp_path: Path) -> None:
+    """Every process's root is the jail; the workers start there (they cannot import from
+    the filesystem any more) and answer."""
     jail = tmp_path / "jail"
     jail.mkdir()
-    extra = f'user="nobody"\ngroup="nogroup"\nchroot="{jail}"\nkemi.rpc_socket="none"'
+    extra = f'user="nobody"\ngroup="nogroup"\nchroot="{jail}"\nkemi.rpc_socket="none"\n'
+    extra += "kemi.worker_memory_limit=4000"  # what a worker imports after fork must be loaded
     with hostile_router(tmp_path, "direct", extra) as r:
         assert_all_nobody(r.proc.pid)
         for pid in pids(r):
