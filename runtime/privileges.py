@@ -45,11 +45,14 @@ def resolve(cfg: Config) -> Privileges:
     groups: list[int] = []
     if user:
         entry = _passwd(user)
-        uid, gid = entry.pw_uid, entry.pw_gid
-        groups = os.getgrouplist(entry.pw_name, gid)
+        if entry is None:  # a uid without a passwd entry: that uid, no supplementary groups
+            uid = int(user)
+        else:
+            uid, gid = entry.pw_uid, entry.pw_gid
+            groups = os.getgrouplist(entry.pw_name, gid)
     if group:
         gid = _group(group)
-        groups = [g for g in groups if g != gid] + [gid] if user else [gid]
+        groups = [*(g for g in groups if g != gid), gid]
     if root and not os.path.isdir(root):
         raise StartupError(f"chroot={root!r}: not a directory")
     return Privileges(uid, gid, groups, root or None)
@@ -59,11 +62,14 @@ def _text(value: object) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _passwd(user: str) -> pwd.struct_passwd:
-    """A user name or number (``user=``/``-u``), as Kamailio's user2uid."""
+def _passwd(user: str) -> pwd.struct_passwd | None:
+    """The passwd entry of a user name or number (``user=``/``-u``); None for a number
+    without one (Kamailio's user2uid takes any number)."""
     try:
         return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
     except KeyError:
+        if user.isdigit():
+            return None
         raise StartupError(f"user={user!r}: no such user (user= / -u)") from None
 
 
@@ -89,8 +95,12 @@ def drop(priv: Privileges, owned: Iterable[Path] = ()) -> None:
         if priv.chroot is not None:
             os.chroot(priv.chroot)
             os.chdir("/")
-        if priv.gid is not None:
+        # the supplementary groups go too (root's would stay otherwise); a router already
+        # running as the user (not root) has nothing to change and may not call setgroups
+        changes_ids = priv.uid is not None or priv.gid is not None
+        if changes_ids and set(priv.groups) != set(os.getgroups()):
             os.setgroups(priv.groups)
+        if priv.gid is not None:
             os.setgid(priv.gid)
         if priv.uid is not None:
             os.setuid(priv.uid)

@@ -145,3 +145,14 @@ def test_unknown_user_or_group_is_a_startup_error(tmp_path: Path, param: str) ->
     assert check.returncode != 0 and name in check.stderr, check.stderr
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # nothing left bound
         s.bind(("127.0.0.1", port))
+
+
+def test_numeric_uid_without_passwd_entry_and_no_supplementary_groups(tmp_path: Path) -> None:
+    """Kamailio's user2uid takes any number; root's supplementary groups are dropped too."""
+    uid = 54321
+    assert uid not in {u.pw_uid for u in pwd.getpwall()}
+    extra = f'user="{uid}"\ngroup="nogroup"\nkemi.rpc_socket="none"'
+    with hostile_router(tmp_path, "direct", extra) as r:
+        for pid in pids(r):
+            assert ids(pid) == (uid, NOBODY.pw_gid, [NOBODY.pw_gid]), pid
+        assert ask_udp(r.port, valid(1)) == 200
