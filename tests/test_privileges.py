@@ -80,7 +80,9 @@ function ksr_request_route()
     KSR.sl.send_reply(302, "Moved Temporarily")
 end
 """
-    extra = 'user="nobody"\nloadmodule "usrloc.so"\nloadmodule "registrar.so"\n'
+    extra = (
+        'user="nobody"\nkemi.rpc_socket="none"\nloadmodule "usrloc.so"\nloadmodule "registrar.so"\n'
+    )
     reg = valid(1).replace(b"OPTIONS sip:probe@127.0.0.1", b"REGISTER sip:127.0.0.1")
     reg = reg.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 REGISTER")
     reg = reg.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nContact: <sip:p@10.1.1.1>\r\n")
