@@ -95,6 +95,10 @@ WORKS, NO_EFFECT, PARTIAL = "works", "none", "partial"
 EFFECT_PATTERN = r"^(works|none|partial: \S.*)$"
 
 
+# what an export's description says when pykemi has it but cannot do what it does yet
+NOT_IMPLEMENTED = "not implemented in pykemi yet"
+
+
 def effect_kind(effect: str) -> str:
     """``"works"``, ``"none"`` or ``"partial"`` of an effect string."""
     return effect.split(":", 1)[0]

@@ -18,6 +18,7 @@ from ..kemi.model import ModParam as SpecParam
 from ..kemi.targets import ENGINE_TARGETS
 from . import extensions
 from .absent import MODULES as ABSENT
+from .absent import not_implemented
 from .cdispatch import set_modparam_ints
 from .config.model import DEFAULT_LISTEN, Config, ModParam
 from .config.modparams import PROC_KEY, Accepts, check, collect
@@ -161,10 +162,7 @@ class Router:
                     {}, strict=False, why=f"module '{name}' is accepted with no effect"
                 )
             else:
-                self._warn(
-                    f"{lm.loc}: module '{name}' is not implemented in pykemi yet; "
-                    "its KSR functions are not available"
-                )
+                self._warn(f"{lm.loc}: {not_implemented(name)}")
                 accepts[name] = Accepts(
                     {}, strict=False, why=f"module '{name}' is not implemented in pykemi yet"
                 )

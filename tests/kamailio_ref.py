@@ -30,7 +30,11 @@ def kemi_exports() -> list[dict[str, Any]]:
 
 def module_exports(module: str) -> list[str]:
     """``KSR.<sub>.<name>`` of the exports of Kamailio's loadable module ``module``."""
-    prefix = f"src/modules/{module}/"
+    prefix = "src/core/" if module == "core" else f"src/modules/{module}/"
     return sorted(
-        f"KSR.{e['module']}.{e['name']}" for e in kemi_exports() if e["file"].startswith(prefix)
+        {
+            "KSR." + (f"{e['module']}.{e['name']}" if e["module"] else e["name"])
+            for e in kemi_exports()
+            if e["file"].startswith(prefix)
+        }
     )

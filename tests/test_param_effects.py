@@ -6,10 +6,13 @@
   cfg's file:line; a working one is not warned about;
 * an unknown modparam name is a start-up error naming the module, the parameter and the
   module's parameters (Kamailio's), also for modules whose spec declared none before;
-* modules accepted without effect say which of Kamailio's KSR functions they lack (checked
-  against Kamailio 5.6's export tables, tests/fixtures/kamailio/);
+* modules accepted without effect, and unknown ones, say which of Kamailio's KSR functions
+  they lack (pykemi.kemi.reference, checked against Kamailio 5.6's export tables in
+  tests/fixtures/kamailio/);
 * ``kemi check`` on Kamailio's basic KEMI config prints the parameters without effect, the
-  modules pykemi does without, and nothing else.
+  modules pykemi does without, and nothing else;
+* the coverage page (generated/docs/coverage/index.md) is rendered from that status data and
+  Kamailio 5.6's export lists, and is in the docs nav.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from pykemi.kemi.model import EFFECT_PATTERN, WORKS, effect_phrase
+from pykemi.codegen.render import environment
+from pykemi.codegen.targets.docs import coverage_page
+from pykemi.kemi.model import EFFECT_PATTERN, WORKS, Spec, effect_phrase
+from pykemi.kemi.reference import kamailio_exports
+from pykemi.kemi.reference import module_exports as reference_exports
 from pykemi.runtime.absent import MODULES as ABSENT
 from pykemi.runtime.config import KNOWN_GLOBALS, load_config
 from pykemi.runtime.core.dns import DnsSettings
@@ -128,22 +135,24 @@ def test_regex_modparam_needs_one_module_that_knows_it(tmp_path: Path) -> None:
     assert code == 1 and "module 'tm' has no parameter 'fr_timerx'" in out[0], out
 
 
-@pytest.mark.parametrize("module", sorted(m for m, a in ABSENT.items() if a.missing))
+def test_the_runtime_reference_is_kamailios_export_tables() -> None:
+    """pykemi.kemi.reference (shipped) holds exactly the exports of the fixture, per module."""
+    modules = {m for m in kamailio_exports()} | {"sl", "uac", "no_such_module"}
+    for module in modules:
+        assert list(reference_exports(module)) == module_exports(module), module
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in (*ABSENT, "dispatcher", "dialog") if module_exports(m))
+)
 def test_absent_modules_name_the_ksr_functions_they_lack(module: str, tmp_path: Path) -> None:
-    absent = ABSENT[module]
     kamailio = module_exports(module)
-    assert sorted(absent.missing) == kamailio, f"{module}: Kamailio 5.6 exports {kamailio}"
     code, warnings, cfg = check(tmp_path, [module], "")
     assert code == 0, warnings
     (line,) = [w for w in warnings if f"module '{module}'" in w]
     assert line.startswith(f"warning: {cfg}:{line_of(cfg, module + '.so')}: "), line
-    assert f"its {len(kamailio)} KSR functions are missing ({kamailio[0]}," in line, line
-
-
-def test_absent_modules_without_ksr_functions_have_none_in_kamailio() -> None:
-    for module, absent in ABSENT.items():
-        if not absent.missing:
-            assert module_exports(module) == [], module
+    what = "missing" if module in ABSENT else "not available"
+    assert f"its {len(kamailio)} KSR functions are {what} ({kamailio[0]}," in line, line
 
 
 # -- kemi check on Kamailio's basic KEMI config ----------------------------------------------
@@ -196,3 +205,37 @@ def test_kemi_check_basic_kemi_lists_the_parameters_without_effect(tmp_path: Pat
     assert run.stderr.splitlines() == [f"warning: {w}" for w in expected] + [f"{cfg}: ok"]
     named = [re.search(r"(?:core parameter '|modparam )([\w.]+)", w) for w in expected]
     assert [m.group(1) for m in named if m] == BASIC_NO_EFFECT
+
+
+# -- the coverage page (generated/docs/coverage/index.md) ------------------------------------
+
+COVERAGE = ROOT / "generated" / "docs" / "coverage" / "index.md"
+
+
+def coverage_sections(text: str) -> dict[str, str]:
+    """``{heading: body}`` of the page's ``## `` sections."""
+    parts = re.split(r"(?m)^## (\S+).*\n", text)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_coverage_page_is_generated_from_the_status_data() -> None:
+    spec, _ = Spec.load(ROOT / "generated" / "api.json")
+    assert coverage_page(spec, environment()) == COVERAGE.read_text(encoding="utf-8")
+    sections = coverage_sections(COVERAGE.read_text(encoding="utf-8"))
+    for m in spec.modules:
+        body = sections[m.name]
+        for name in module_exports(m.name):  # each Kamailio export: implemented, partial or missing
+            assert f"`{name}`" in body, f"{m.name}: {name}"
+        for p in m.params:  # each parameter under its effect
+            heading = {"works": "Parameters that work", "none": "Parameters without effect"}.get(
+                p.effect, "Parameters with part of their effect"
+            )
+            block = body.split(f"**{heading}**", 1)[1].split("**", 1)[0]
+            assert f"`{p.name}`" in block, f"{m.name}.{p.name}: {p.effect}"
+    for module in ABSENT:
+        assert all(f"`{n}`" in sections[module] for n in module_exports(module)), module
+    core = sections["Core"]
+    for g in KNOWN_GLOBALS.values():
+        heading = {"works": "**Work**", "none": "**No effect**"}.get(g.effect, "**Partial**")
+        assert f"`{g.name}`" in core.split(heading, 1)[1].split("**", 1)[0], g.name
+    assert "api/coverage/index.md" in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")

@@ -6,13 +6,13 @@
 - ``on_config`` completes the nav's "API reference" section with one entry per module
   page, so a new spec appears in the nav without editing mkdocs.yml;
 - ``on_page_markdown`` replaces ``<!-- kemi:globals-table -->`` with the table of core
-  parameters the config reader knows (runtime/config/globals.py).
+  parameters the config reader knows (runtime/config/globals.py), each with its effect in
+  pykemi (works, no effect, or partial and how).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +23,6 @@ from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED_DOCS = ROOT / "generated" / "docs"
-GLOBALS_PY = ROOT / "runtime" / "config" / "globals.py"
 API = "api"
 API_SECTION = "API reference"
 GLOBALS_MARK = "<!-- kemi:globals-table -->"
@@ -77,12 +76,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def _load_globals() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_kemi_docs_globals", GLOBALS_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """runtime/config/globals.py as the package's module (it imports pykemi.kemi's model;
+    the docs session installs pykemi)."""
+    return importlib.import_module("pykemi.runtime.config.globals")
 
 
 def globals_table() -> str:
@@ -91,7 +87,7 @@ def globals_table() -> str:
     aliases: dict[str, list[str]] = {}
     for alias, name in g.ALIASES.items():
         aliases.setdefault(name, []).append(alias)
-    rows = ["| parameter | type | default | notes |", "|---|---|---|---|"]
+    rows = ["| parameter | type | default | in pykemi | notes |", "|---|---|---|---|---|"]
     for name, spec in g.KNOWN_GLOBALS.items():
         default = "-" if spec.default is None else f"`{spec.default!r}`".replace("'", '"')
         if isinstance(spec.default, bool):
@@ -102,7 +98,9 @@ def globals_table() -> str:
         if name in aliases:
             notes.append("also spelled " + ", ".join(f"`{a}`" for a in sorted(aliases[name])))
         cell = "; ".join(notes).replace("|", "\\|")
-        rows.append(f"| `{name}` | {spec.type.value} | {default} | {cell} |")
+        effect = {"works": "works", "none": "no effect"}.get(spec.effect, spec.effect)
+        effect = effect.replace("|", "\\|")
+        rows.append(f"| `{name}` | {spec.type.value} | {default} | {effect} | {cell} |")
     return "\n".join(rows)
 
 

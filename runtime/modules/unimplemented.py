@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pykemi.kemi.contract import CORE_MODULE
-
-NOT_IMPLEMENTED = "not implemented in pykemi yet"
+from pykemi.kemi.model import NOT_IMPLEMENTED
 
 
 def _first_call(text: str, name: str) -> int:
