@@ -404,6 +404,14 @@ def test_registrar_save_replies_from_failure_route_on_success_only(fresh: Env) -
     assert fresh.net.take() == []
 
 
+@pytest.mark.parametrize("route", [TM_ONREPLY_ROUTE, CORE_ONREPLY_ROUTE])
+def test_t_reply_from_a_reply_route_answers_the_request(fresh: Env, route: int) -> None:
+    """Kamailio ki_t_reply: in an onreply route the reply goes to the transaction's request."""
+    ctx = _reply_ours(route)(fresh)
+    assert fresh.call(ctx, "tm.t_reply", 480, "Gone Fishing") == 1
+    assert [(a, m.status) for _, a, m in fresh.net.take() if a == UAC] == [(UAC, 480)]
+
+
 def test_sl_reply_to_an_ack_sends_nothing(fresh: Env) -> None:
     ctx = SITUATIONS["ack"](fresh)
     assert fresh.call(ctx, "sl.send_reply", 200, "OK") == -1

@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash 370f5bfe31efc2a8. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash a66742828bdc86e8. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -4401,7 +4401,7 @@ declare namespace KSR {
         function t_on_reply(callback: string): number;
 
         /**
-         * Send a stateful reply (the transaction must exist). 1 or -1.
+         * Send a stateful reply (the transaction must exist; in a reply route it answers the transaction's request). 1, or -1 (also for an ACK).
          *
          * Module: tm (loadmodule "tm.so").
          * @param code Reply status code (100..699)

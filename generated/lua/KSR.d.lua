@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash 370f5bfe31efc2a8. Never loaded by the router: add this folder to the
+-- spec hash a66742828bdc86e8. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -3476,7 +3476,7 @@ function KSR.tm.t_on_branch_failure(callback) end
 ---@return integer
 function KSR.tm.t_on_reply(callback) end
 
----Send a stateful reply (the transaction must exist). 1 or -1.
+---Send a stateful reply (the transaction must exist; in a reply route it answers the transaction's request). 1, or -1 (also for an ACK).
 ---
 ---Module: tm (loadmodule "tm.so").
 ---@param code integer Reply status code (100..699)

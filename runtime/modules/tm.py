@@ -21,7 +21,7 @@ from pykemi.runtime.core.context import (
     TM_ONREPLY_ROUTE,
 )
 from pykemi.runtime.sip.message import SipParseError
-from pykemi.runtime.tm import EXTRA_BRANCH, TM, current, get_tm
+from pykemi.runtime.tm import EXTRA_BRANCH, TM, Transaction, current, get_tm
 from pykemi.runtime.tm.core import status_regex
 from pykemi.runtime.tm.pvs import status_code
 
@@ -209,11 +209,14 @@ def t_reply(ctx: MsgContext, code: int, reason: str) -> int:
     tm = _tm(ctx)
     if tm is None:
         return ERROR
-    txn = current(ctx)
+    msg = ctx.msg
+    if msg.is_request and msg.method.upper() == "ACK":
+        klog.log(klog.L_DBG, "ACKs are not replied", ORIGIN)
+        return ERROR
+    # Kamailio ki_t_reply: in a reply route the reply answers the transaction's request
+    txn = current(ctx) or (None if msg.is_request else _reply_txn(tm, ctx))
     if txn is None:
         return _err("cannot send a t_reply to a message for which no T-state has been established")
-    if ctx.route_type & (ONREPLY_ROUTE) and not ctx.msg.is_request:
-        return _err("t_reply: not allowed in an onreply route")
     return tm.reply(ctx, txn, code, reason)
 
 
@@ -259,7 +262,7 @@ def t_check_trans(ctx: MsgContext) -> int:
         return TRUE
     msg = ctx.msg
     if not msg.is_request:
-        return _bool(_reply_matches(tm, ctx))
+        return _bool(_reply_txn(tm, ctx) is not None)
     method = msg.method.upper()
     if method == "CANCEL":
         return _bool(tm.invite_for_cancel(ctx) is not None)
@@ -277,17 +280,17 @@ def t_check_trans(ctx: MsgContext) -> int:
     return 0  # retransmission: last reply resent, stop the script
 
 
-def _reply_matches(tm: TM, ctx: MsgContext) -> bool:
-    """A received reply belongs to a live branch of ours (Kamailio t_reply_matching)."""
+def _reply_txn(tm: TM, ctx: MsgContext) -> Transaction | None:
+    """The live transaction a received reply belongs to (Kamailio t_reply_matching)."""
     try:
         via, cseq = ctx.msg.top_via, ctx.msg.cseq
     except SipParseError:
-        return False
+        return None
     found = tm.table.parse_branch(via.branch or "") if via is not None else None
     if found is None or cseq is None:
-        return False
+        return None
     txn = found[0]
-    return not txn.done and cseq[1].upper() in (txn.method, "CANCEL")
+    return txn if not txn.done and cseq[1].upper() in (txn.method, "CANCEL") else None
 
 
 def t_lookup_request(ctx: MsgContext) -> int:

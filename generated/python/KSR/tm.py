@@ -92,7 +92,7 @@ _kemi_s_t_reply = _kemi_base_tm + 5
 
 
 def t_reply(code: int = _kemi_M, reason: str = _kemi_M) -> int:
-    """Send a stateful reply (the transaction must exist). 1 or -1.
+    """Send a stateful reply (the transaction must exist; in a reply route it answers the transaction's request). 1, or -1 (also for an ACK).
 
     code: Reply status code (100..699)
     reason: Reason phrase

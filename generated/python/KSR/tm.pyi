@@ -37,7 +37,7 @@ def t_on_reply(callback: str, /) -> int:
     Returns int. Module: tm."""
 
 def t_reply(code: int, reason: str, /) -> int:
-    """Send a stateful reply (the transaction must exist). 1 or -1.
+    """Send a stateful reply (the transaction must exist; in a reply route it answers the transaction's request). 1, or -1 (also for an ACK).
 
     code: Reply status code (100..699)
     reason: Reason phrase
