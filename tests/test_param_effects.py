@@ -35,7 +35,7 @@ from pykemi.runtime.core.dns import DnsSettings
 from pykemi.runtime.dispatch import Api
 
 from .basickemiharness import defines, init_db, local_copy
-from .harness import kemi
+from .harness import kemi, router
 from .kamailio_ref import module_exports
 from .test_spec_contract import write_cfg
 
@@ -89,6 +89,18 @@ def test_globals_without_effect_warn_once_where_set(tmp_path: Path) -> None:
         f"warning: {cfg}:{line_of(cfg, 'user_agent')}: core parameter 'user_agent_header' has "
         "no effect in pykemi",
     ]
+
+
+def test_kemi_run_logs_each_warning_once_with_workers(tmp_path: Path) -> None:
+    """The running router (main process and 2 workers) logs each no-effect warning once."""
+    extra = 'listen=LISTEN\nchildren=2\nmemdbg=5\nmodparam("tm", "noisy_ctimer", 1)\n'
+    cfg = write_cfg(tmp_path, ["sl", "tm"], extra)
+    with router(cfg, tmp_path) as r:
+        log = r.log
+    memdbg = f"WARNING: <core> {cfg}:{line_of(cfg, 'memdbg')}: core parameter 'memdbg' has no"
+    noisy = f"WARNING: <core> {cfg}:{line_of(cfg, 'noisy')}: modparam tm.noisy_ctimer has no"
+    assert log.count(memdbg) == 1 and log.count(noisy) == 1, log
+    assert log.count("has no effect in pykemi") == 2, log
 
 
 def test_modparams_without_effect_warn_once_where_set(tmp_path: Path) -> None:
