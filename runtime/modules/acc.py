@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import column, insert, table
 
 import pykemi.runtime.tm  # noqa: F401 - registers tm's Router hook before ours (wrapping order)
+from pykemi.runtime import router as _router
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import format_pv, get_pv
 from pykemi.runtime.db.engine import DbError, module_db
 from pykemi.runtime.db.url import DbUrlError
+from pykemi.runtime.dispatch import StartupError
 from pykemi.runtime.modules import params as _modparams
 from pykemi.runtime.sip.message import SipParseError, parse_message
 
@@ -113,8 +116,6 @@ def _request_record(ctx: MsgContext, code: str, reason: str, to_tag: str | None)
 
 
 def _extra_values(ctx: MsgContext, extra: list[tuple[str, str]]) -> list[tuple[str, Any]]:
-    from pykemi.runtime.core.pv import format_pv, get_pv
-
     out: list[tuple[str, Any]] = []
     for name, spec in extra:
         try:
@@ -180,8 +181,6 @@ def db_record(ctx: MsgContext, tname: str, rec: Record) -> int:
         klog.err("db support not configured (acc db_url is not set)", ORIGIN)
         return -1
     if "$" in tname:
-        from pykemi.runtime.core.pv import format_pv
-
         tname = format_pv(ctx, tname)
     try:
         extra = parse_extra(str(p.get("db_extra") or ""))
@@ -336,8 +335,6 @@ def hook_tm(proc: ProcessState, tm: Any) -> None:
 def _init_router(router: Any) -> None:
     if "acc" not in router.registry.bases:
         return
-    from pykemi.runtime.dispatch import StartupError
-
     proc = router.proc
     p = _params(proc)
     try:
@@ -369,8 +366,6 @@ def _init_router(router: Any) -> None:
 
 
 def _install() -> None:
-    from pykemi.runtime import router as _router
-
     if _init_router not in _router.ROUTER_INIT_HOOKS:
         _router.ROUTER_INIT_HOOKS.append(_init_router)
 

@@ -34,9 +34,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pykemi.runtime import router as _router
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import set_pv
+from pykemi.runtime.dispatch import StartupError
 from pykemi.runtime.modules import params as _params
+from pykemi.runtime.modules import sl
 from pykemi.runtime.modules.auth_nonce import (
     FLAG_NC,
     FLAG_OT,
@@ -45,6 +49,7 @@ from pykemi.runtime.modules.auth_nonce import (
     NonceTables,
     table_size,
 )
+from pykemi.runtime.sip.headers import header_key
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri
 
@@ -103,20 +108,14 @@ def _init_router(router: Any) -> None:
     router.proc.extra[SECRET_KEY] = secret.encode() if secret else secrets.token_bytes(32)
     alg = str(p.get("algorithm") or "MD5")
     if alg not in ALGORITHMS:
-        from pykemi.runtime.dispatch import StartupError
-
         raise StartupError(f'auth: invalid algorithm "{alg}" (use "", "MD5" or "SHA-256")')
     try:
         router.proc.extra[TABLES_KEY] = _make_tables(p)
     except (ValueError, TypeError, OSError) as exc:
-        from pykemi.runtime.dispatch import StartupError
-
         raise StartupError(f"auth: cannot create the nonce tables: {exc}") from exc
 
 
 def _install() -> None:
-    from pykemi.runtime import router as _router
-
     if _init_router not in _router.ROUTER_INIT_HOOKS:
         _router.ROUTER_INIT_HOOKS.append(_init_router)
 
@@ -390,8 +389,6 @@ def _strip_realm(proc: ProcessState, realm: str) -> str:
 
 def find_credentials(ctx: MsgContext, realm: str, hdr_name: str) -> tuple[int, Credentials | None]:
     """(0, creds) for the realm; (1, None) none for it; (-1, None) a malformed header."""
-    from pykemi.runtime.sip.headers import header_key
-
     key = header_key(hdr_name)
     realm = _strip_realm(ctx.proc, realm)
     for h in ctx.msg.headers:
@@ -570,8 +567,6 @@ def challenge_header(
 
 def send_auth_reply(ctx: MsgContext, code: int, reason: str, hdr: str | None) -> int:
     """Reply with ``hdr`` added (stateful when a transaction exists, unless force_stateless_reply)."""
-    from pykemi.runtime.modules import sl
-
     saved = list(ctx.extra.get("reply_headers", ()))
     if hdr:
         ctx.extra["reply_headers"] = [*saved, hdr]
@@ -651,8 +646,6 @@ def consume_credentials(ctx: MsgContext) -> int:
 
 def _challenge_to_avp(ctx: MsgContext, realm: str, flags: int, cred: Credentials | None) -> int:
     """pv_authenticate's failure path: the challenge header goes to challenge_attr."""
-    from pykemi.runtime.core.pv import set_pv
-
     qop = "auth-int" if flags & FLAG_HDRQOPAUTHINT else ("auth" if flags & FLAG_HDRQOPAUTH else "")
     hf = challenge_header(ctx, realm, qop, cred is not None and cred.stale, _hdr_for(ctx))
     attr = str(or_default(params(ctx.proc), "auth", "challenge_attr"))

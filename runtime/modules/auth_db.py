@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
+from pykemi.runtime import router as _router
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import set_pv
 from pykemi.runtime.db.engine import Database, DbError, module_db
 from pykemi.runtime.db.url import DbUrlError
+from pykemi.runtime.dispatch import StartupError
 from pykemi.runtime.modules import auth
 from pykemi.runtime.modules import params as _modparams
 from pykemi.runtime.sip.nameaddr import SipParseError
@@ -41,8 +44,6 @@ def _init_router(router: Any) -> None:
     """Check db_url and load_credentials at start-up (a bad one stops the router)."""
     if "auth_db" not in router.registry.bases:
         return
-    from pykemi.runtime.dispatch import StartupError
-
     p = _params(router.proc)
     try:
         module_db(router.proc.extra, "auth_db", str(p["db_url"]))
@@ -54,8 +55,6 @@ def _init_router(router: Any) -> None:
 
 
 def _install() -> None:
-    from pykemi.runtime import router as _router
-
     if _init_router not in _router.ROUTER_INIT_HOOKS:
         _router.ROUTER_INIT_HOOKS.append(_init_router)
 
@@ -88,8 +87,6 @@ def _db(ctx: MsgContext) -> Database | None:
 
 
 def _set_credentials(ctx: MsgContext, creds: list[tuple[str, str]], row: Any, first: int) -> None:
-    from pykemi.runtime.core.pv import set_pv
-
     for i, (pv, col) in enumerate(creds):
         value = row[first + i]
         if value is not None and not isinstance(value, (int, str)):

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.onsend import onsend_ok
-from pykemi.runtime.core.pv import msg_method, uri_replace
+from pykemi.runtime.core.pv import msg_method, src_uri, uri_replace
 from pykemi.runtime.sip.message import SipMessage, Via
+from pykemi.runtime.sip.reply import relayed_reply_address
+from pykemi.runtime.sip.uri import parse_uri
 from pykemi.runtime.tcpconn import SND_F_ALIAS
 
 if TYPE_CHECKING:
@@ -104,8 +106,6 @@ def drop(ctx: MsgContext) -> None:
 
 
 def _uri(text: str) -> Any:
-    from pykemi.runtime.sip.uri import parse_uri
-
     try:
         return parse_uri(text)
     except ValueError as exc:
@@ -180,8 +180,6 @@ def is_myself_turi(ctx: MsgContext) -> bool:
 
 
 def is_myself_suri(ctx: MsgContext) -> bool:
-    from pykemi.runtime.core.pv import src_uri
-
     return is_myself(ctx, src_uri(ctx))
 
 
@@ -761,8 +759,6 @@ def forward(ctx: MsgContext) -> int:
 
 def forward_reply(ctx: MsgContext, code: int = 0, reason: str = "") -> int:
     """Send a received reply to the address in its second Via (our Via removed)."""
-    from pykemi.runtime.sip.reply import relayed_reply_address
-
     addr = relayed_reply_address(ctx.msg, ctx.proc.dns.peek)
     if addr is None:
         return -1

@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.events import callback_name, faked_context, run_event
+from pykemi.runtime.core.pv import register_pv
 from pykemi.runtime.core.regex import compile_logged
+from pykemi.runtime.core.timer import TIMERS
+from pykemi.runtime.dispatch import StartupError
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, RedisKv, SqliteKv, Value
 from pykemi.runtime.usrloc.store import StoreError, new_shared_file
@@ -550,8 +553,6 @@ def _pv_shtrecord(ctx: MsgContext, spec: Any) -> Value | None:
 
 
 def _register_pvs() -> None:
-    from pykemi.runtime.core.pv import register_pv
-
     register_pv("sht", inner_getter=_pv_sht)
     register_pv("shtex", inner_getter=_pv_shtex)
     register_pv("shtcn", inner_getter=_pv_count(False))
@@ -569,9 +570,6 @@ _register_pvs()
 
 
 def _startup(router: Any, values: dict[str, Any]) -> None:
-    from pykemi.runtime.core.timer import TIMERS
-    from pykemi.runtime.dispatch import StartupError
-
     try:
         state = setup(router.proc, values)
     except ValueError as exc:

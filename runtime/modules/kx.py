@@ -22,6 +22,8 @@ from pykemi.runtime.core.pv import (
     src_uri,
     uri_part,
 )
+from pykemi.runtime.modules.pv import str2sint
+from pykemi.runtime.sip.message import parse_name_addr
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import MsgContext
@@ -106,8 +108,6 @@ def _first_contact(value: str) -> str:
 
 
 def _cturi(ctx: MsgContext) -> PvValue:
-    from pykemi.runtime.sip.message import parse_name_addr
-
     value = ctx.msg.get("Contact")
     if value is None:
         return None
@@ -322,8 +322,6 @@ def get_def(ctx: MsgContext, name: str) -> PvValue:
 
 
 def _str2sint(text: str) -> int:
-    from pykemi.runtime.modules.pv import str2sint
-
     return int(str2sint(text))
 
 

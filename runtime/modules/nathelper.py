@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import set_pv
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.sip.message import Header, _split_list
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, parse_name_addr
@@ -241,8 +242,6 @@ def fix_nated_register(ctx: MsgContext) -> int:
         return -1
     if not ctx.msg.is_request or str(ctx.msg.method).upper() != "REGISTER":
         return -1
-    from pykemi.runtime.core.pv import set_pv
-
     return 1 if set_pv(ctx, avp, received_uri(ctx)) else -1
 
 
@@ -349,8 +348,6 @@ def handle_ruri_alias(ctx: MsgContext) -> int:
 
 def set_alias_to_pv(ctx: MsgContext, uri_avp: str) -> int:
     """Write the URI of the Contact's alias param (sip:ip:port;transport=x) to a PV."""
-    from pykemi.runtime.core.pv import set_pv
-
     u = _contact_uri(ctx)
     if u is None:
         return -1

@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
+from pykemi.runtime import router as _router
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import set_pv
 from pykemi.runtime.core.regex import Regex, RegexError, compile_pattern
 from pykemi.runtime.db.engine import Database, DbError, dispose_all, module_db
 from pykemi.runtime.db.url import DbUrlError
+from pykemi.runtime.dispatch import StartupError
 from pykemi.runtime.modules import params as _modparams
 
 if TYPE_CHECKING:
@@ -259,16 +262,12 @@ def _init_router(router: Any) -> None:
     try:
         module_db(proc.extra, "permissions", url)
     except DbUrlError as exc:
-        from pykemi.runtime.dispatch import StartupError
-
         raise StartupError(f"permissions: {exc}") from exc
     reload(proc)
     dispose_all()  # nothing pooled may cross the fork into the workers
 
 
 def _install() -> None:
-    from pykemi.runtime import router as _router
-
     if _init_router not in _router.ROUTER_INIT_HOOKS:
         _router.ROUTER_INIT_HOOKS.append(_init_router)
 
@@ -294,8 +293,6 @@ def _set_tag(ctx: MsgContext, tag: str | None, add: bool = False) -> None:
     avp = str(_params(ctx.proc).get("peer_tag_avp") or "")
     if not avp or tag is None:
         return
-    from pykemi.runtime.core.pv import set_pv
-
     if not add:
         set_pv(ctx, avp, None)
     if not set_pv(ctx, avp, tag):

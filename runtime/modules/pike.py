@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.config.modparams import or_default
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.timer import TIMERS
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.usrloc.kv import KvStore, SqliteKv
 from pykemi.runtime.usrloc.store import StoreError, new_shared_file
@@ -100,8 +101,6 @@ def pike_check_ip(ctx: MsgContext, strip: str) -> int:
 
 
 def _startup(router: Any, values: dict[str, Any]) -> None:
-    from pykemi.runtime.core.timer import TIMERS
-
     store = setup(router.proc)
 
     def purge() -> None:

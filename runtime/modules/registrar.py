@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.context import FAILURE_ROUTE, REQUEST_ROUTE
 from pykemi.runtime.core.events import callback_name, faked_context, run_event
+from pykemi.runtime.core.pv import parse_pv_name, register_pv
 from pykemi.runtime.modules import params as _params
+from pykemi.runtime.modules import sl
+from pykemi.runtime.sip.message import _split_list
 from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
 from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, prepend_route
 from pykemi.runtime.sip.uri import parse_uri
@@ -121,8 +124,6 @@ def _store(ctx: MsgContext) -> Store:
 
 
 def _avp_key(spec: str) -> str:
-    from pykemi.runtime.core.pv import parse_pv_name
-
     parsed = parse_pv_name(spec)
     if parsed is not None and parsed.inner:
         return parsed.inner
@@ -282,8 +283,6 @@ def _send(ctx: MsgContext, code: int, headers: list[str], noreply: bool) -> None
 
 
 def _reply(ctx: MsgContext, code: int, reason: str, headers: list[str]) -> int:
-    from pykemi.runtime.modules import sl
-
     if not ctx.msg.is_request:
         return -1  # nothing to reply to
     saved = list(ctx.extra.get("reply_headers", ()))
@@ -523,8 +522,6 @@ def _is_local(ctx: MsgContext, uri: str) -> bool:
 
 
 def _path_uris(path: str) -> list[str]:
-    from pykemi.runtime.sip.message import _split_list
-
     out = []
     for item in _split_list(path):
         try:
@@ -802,8 +799,6 @@ def _ulc_pv(ctx: MsgContext, spec: Any) -> str | int | None:
 
 
 def _register_pvs() -> None:
-    from pykemi.runtime.core.pv import register_pv
-
     register_pv("ulc", inner_getter=_ulc_pv)
 
 

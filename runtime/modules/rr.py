@@ -21,6 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
+from pykemi.runtime.core.pv import get_pv
 from pykemi.runtime.modules import params as _params
 from pykemi.runtime.modules.core import check_self
 from pykemi.runtime.modules.textops import compile_re
@@ -378,8 +379,6 @@ def _user(ctx: MsgContext) -> str:
     avp = _p(ctx, "custom_user_avp")
     user: Any = None
     if avp:
-        from pykemi.runtime.core.pv import get_pv
-
         user = get_pv(ctx, str(avp))
     if not user:
         try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import params as _params
+from pykemi.runtime.modules import sl
 from pykemi.runtime.sip.message import _split_list
 from pykemi.runtime.sip.nameaddr import SipParseError, parse_name_addr, split_unquoted
 from pykemi.runtime.sip.uri import parse_uri
@@ -88,8 +89,6 @@ class _Check:
 
 
 def _send(ctx: MsgContext, code: int, reason: str, unsupported: str | None) -> int:
-    from pykemi.runtime.modules import sl
-
     if unsupported:
         ctx.extra.setdefault("reply_headers", []).append(f"Unsupported: {unsupported}\r\n")
     return int(sl.reply(ctx, code, reason))

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.modules import params as _params
+from pykemi.runtime.modules import sl
+from pykemi.runtime.modules.core import check_self
 from pykemi.runtime.sip.headers import header_key, is_token
 from pykemi.runtime.sip.message import _split_list  # comma split respecting quotes and <>
 from pykemi.runtime.sip.nameaddr import (
@@ -73,8 +75,6 @@ def is_reply(ctx: MsgContext) -> int:
 
 def is_first_hop_mode(ctx: MsgContext, mode: int) -> int:
     """Request: a single Via. Reply: the top Record-Route is ours (mode 0: an IP, not from us)."""
-    from pykemi.runtime.modules.core import check_self
-
     msg = ctx.msg
     try:
         if msg.is_request:
@@ -212,8 +212,6 @@ def add_uri_param(ctx: MsgContext, sparam: str) -> int:
 
 def options_reply(ctx: MsgContext) -> int:
     """Answer an OPTIONS to the server (R-URI without user) with 200 and capabilities."""
-    from pykemi.runtime.modules import sl
-
     msg = ctx.msg
     if not msg.is_request or str(msg.method).upper() != "OPTIONS":
         klog.err("siputils: options_reply() called for a non-OPTIONS request")

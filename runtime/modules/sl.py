@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from pykemi.runtime.config.modparams import values as modparams
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.events import callback_name, run_event
+from pykemi.runtime.modules.core import forward_reply
 from pykemi.runtime.modules.hdr import parse_header_lines
+from pykemi.runtime.sip.reply import make_reply, reply_address
 
 if TYPE_CHECKING:
     from pykemi.runtime.core.context import Address, MsgContext
@@ -52,8 +54,6 @@ def reply_body(ctx: MsgContext) -> bytes:
 
 def local_reply_address(ctx: MsgContext) -> Address:
     """Where a reply generated here (sl or tm) to the request of ``ctx`` goes."""
-    from pykemi.runtime.sip.reply import reply_address
-
     proc = ctx.proc
     return reply_address(
         ctx.msg,
@@ -67,8 +67,6 @@ def local_reply_address(ctx: MsgContext) -> Address:
 
 def reply(ctx: MsgContext, code: int, reason: str) -> int:
     """Build and send a stateless reply to the current request; 1 or -1."""
-    from pykemi.runtime.sip.reply import make_reply
-
     msg = ctx.msg
     if not msg.is_request:
         klog.err("cannot send a reply to a reply")
@@ -131,8 +129,6 @@ def sl_reply_error(ctx: MsgContext) -> int:
 
 def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:
     """Forward the received reply statelessly; optional new code (same class) and reason."""
-    from pykemi.runtime.modules.core import forward_reply
-
     if ctx.msg.is_request:
         klog.err("sl_forward_reply can only forward replies")
         return -1

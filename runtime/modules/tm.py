@@ -21,6 +21,7 @@ from pykemi.runtime.core.context import (
     TM_ONREPLY_ROUTE,
 )
 from pykemi.runtime.sip.message import SipParseError
+from pykemi.runtime.sip.uri import parse_uri
 from pykemi.runtime.tm import EXTRA_BRANCH, TM, Transaction, current, get_tm
 from pykemi.runtime.tm.core import status_regex
 from pykemi.runtime.tm.pvs import status_code
@@ -68,8 +69,6 @@ def _parse_proxy(proxy: str) -> tuple[str | None, tuple[str, int]] | None:
     if not text:
         return None
     if text.lower().startswith(("sip:", "sips:")):
-        from pykemi.runtime.sip.uri import parse_uri
-
         try:
             u = parse_uri(text)
         except ValueError:
