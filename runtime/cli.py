@@ -18,6 +18,7 @@ from . import cmdline
 from .config import ConfigError, load_config
 from .config.model import DEFAULT_LISTEN
 from .control import UntrustedServerError, call, default_socket_path, socket_path
+from .dispatch_build import build_inplace
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,8 +42,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from .dispatch_build import build_inplace
-
     print(build_inplace(verbose=args.verbose))
     return 0
 

@@ -137,10 +137,10 @@ def test_kx_reply() -> None:
 
 
 def test_kx_ack_has_no_au() -> None:
-    raw = request("ACK", extra='Authorization: Digest username="u", realm="r"\r\n')
+    raw = request("ACK", extra='Authorization: Digest username="u", realm="r"\n')
     ctx, _ = make_ctx(raw)
     assert kx.get_au(ctx) is None
-    ctx, _ = make_ctx(request("BYE", extra='Authorization: Digest username="u@d", realm="r"\r\n'))
+    ctx, _ = make_ctx(request("BYE", extra='Authorization: Digest username="u@d", realm="r"\n'))
     assert kx.get_au(ctx) == "u"
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.pv import NULL_TEXT, PvValue
-from pykemi.runtime.sip.headers import header_key, is_token
+from pykemi.runtime.sip.headers import header_key, parse_header_lines
 from pykemi.runtime.sip.message import Header
 
 if TYPE_CHECKING:
@@ -22,29 +22,6 @@ HNAME_MAX = 124  # SR_KEMI_HNAME_SIZE - 4
 
 def _key(name: str) -> str:
     return str(header_key(name.strip()))
-
-
-def parse_header_lines(txt: str) -> list[tuple[str, str]] | None:
-    r"""Split ``"Name: value\\r\\n..."`` into (name, value) pairs; None if a line is malformed.
-
-    Continuation lines (starting with white space) are folded into the previous header.
-    """
-    pairs: list[tuple[str, str]] = []
-    for line in txt.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            continue
-        if line[0] in " \t" and pairs:
-            name, value = pairs[-1]
-            pairs[-1] = (name, value + " " + line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip()
-        # a bare CR left after splitting on LF would break the header on the wire
-        if not sep or not is_token(name) or "\r" in value:
-            klog.err(f"invalid header line [{line}]")
-            return None
-        pairs.append((name, value.strip()))
-    return pairs
 
 
 def _header(name: str, value: str) -> Header:

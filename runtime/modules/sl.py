@@ -14,55 +14,17 @@ from typing import TYPE_CHECKING
 from pykemi.runtime.config.modparams import values as modparams
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.events import callback_name, run_event
+from pykemi.runtime.core.local_reply import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.modules.core import forward_reply
-from pykemi.runtime.modules.hdr import parse_header_lines
-from pykemi.runtime.sip.reply import make_reply, reply_address
+from pykemi.runtime.sip.reply import make_reply
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import Address, MsgContext
+    from pykemi.runtime.core.context import MsgContext
 
 # set by tm (ctx.extra[TM_REPLY_HOOK]) when the request has a transaction: send_reply uses it
 TM_REPLY_HOOK = "tm_reply"
 
 DEFAULT_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
-
-
-def reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:
-    """Headers a locally generated reply carries (sl and tm): append_to_reply lines, and the
-    destination set as Contacts for 3xx."""
-    pairs: list[tuple[str, str]] = []
-    for txt in ctx.extra.get("reply_headers", ()):
-        parsed = parse_header_lines(str(txt))
-        if parsed:
-            pairs.extend(parsed)
-    if 300 <= code < 400:
-        # redirect: the destination set (changed R-URI and added branches) as Contacts
-        targets: list[str] = []
-        if ctx.new_uri is not None and ctx.new_uri != ctx.msg.ruri:
-            targets.append(ctx.new_uri)
-        targets.extend(str(b) for b in ctx.extra.get("branches", ()))
-        pairs.extend(("Contact", f"<{t}>") for t in targets)
-    return pairs
-
-
-def reply_body(ctx: MsgContext) -> bytes:
-    """The body ``KSR.textops.set_reply_body`` set for the next local reply (sl and tm); its
-    Content-Type is among ``reply_headers``."""
-    body = ctx.extra.get("reply_body", b"")
-    return body if isinstance(body, bytes) else b""
-
-
-def local_reply_address(ctx: MsgContext) -> Address:
-    """Where a reply generated here (sl or tm) to the request of ``ctx`` goes."""
-    proc = ctx.proc
-    return reply_address(
-        ctx.msg,
-        ctx.src,
-        ctx.proto,
-        force_rport=ctx.force_rport,
-        to_via=proc.reply_to_via,
-        lookup=proc.dns.peek,
-    )
 
 
 def reply(ctx: MsgContext, code: int, reason: str) -> int:

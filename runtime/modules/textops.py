@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.pv import format_pv, set_pv
 from pykemi.runtime.core.regex import Match, Regex, compile_logged
-from pykemi.runtime.modules.hdr import parse_header_lines
-from pykemi.runtime.sip.headers import header_key
+from pykemi.runtime.sip.headers import header_key, parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, parse_message
 from pykemi.runtime.sip.nameaddr import SipParseError
 from pykemi.runtime.sip.uri import parse_uri

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from pykemi.runtime.core import log as klog
 from pykemi.runtime.core.regex import Regex, compile_logged, compile_pattern, escape, shown
-from pykemi.runtime.modules.hdr import parse_header_lines
 from pykemi.runtime.modules.textops import apply_text, body_str, compile_re, set_body_bytes
-from pykemi.runtime.sip.headers import header_key
+from pykemi.runtime.sip.headers import header_key, parse_header_lines
 from pykemi.runtime.sip.message import Header
 from pykemi.runtime.sip.nameaddr import split_unquoted
 

@@ -38,9 +38,9 @@ from pykemi.runtime.core.context import (
     ProcessState,
 )
 from pykemi.runtime.core.events import callback_name, run_event
+from pykemi.runtime.core.local_reply import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.core.log import L_CRIT, L_DBG, L_ERR, L_WARN, log
 from pykemi.runtime.core.onsend import onsend_ok
-from pykemi.runtime.modules.sl import local_reply_address, reply_body, reply_headers
 from pykemi.runtime.sip.headers import parse_header_lines
 from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
 from pykemi.runtime.sip.reply import gen_to_tag, make_reply
