@@ -7,10 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from pykemi import checkout
-from pykemi.progress import Progress
-
+from .. import checkout
 from ..kemi.errors import SpecError, SpecErrors
+from ..progress import Progress
 from .generate import ROOT, check, generate, load
 
 

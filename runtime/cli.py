@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pykemi import checkout
-
+from .. import checkout
 from . import cmdline
 from .config import ConfigError, load_config
 from .config.model import DEFAULT_LISTEN

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pykemi.progress import Progress
-
+from ..progress import Progress
 from .config import Config, ConfigError, load_config, parse_config_text
 from .control import Control, server_version
 from .daemon import Detached, detach

@@ -178,3 +178,33 @@ def test_lazy_allow_list_is_current(name: str) -> None:
     assert any(
         i.in_function and (i.target == name or i.target.startswith(name + ".")) for i in ALL
     ), f"{name} is no longer imported lazily: drop it from LAZY_ALLOWED"
+
+
+# ---- one import style inside the package (issue 17) -------------------------------------------
+
+PACKAGE_FOLDERS = ("runtime", "codegen", "kemi", "pykemi")
+# run by path by setup.py's cffi_modules, where relative imports cannot work (it imports none)
+RUN_BY_PATH = {"runtime/dispatch_build.py"}
+
+
+def _absolute_package_imports(path: Path) -> Iterator[int]:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "pykemi" or node.module.startswith("pykemi."):
+                yield node.lineno
+        elif isinstance(node, ast.Import):
+            if any(a.name == "pykemi" or a.name.startswith("pykemi.") for a in node.names):
+                yield node.lineno
+
+
+def test_package_imports_itself_relatively() -> None:
+    # the folders are mapped onto pykemi.* at install: relative imports are the ones that tools
+    # and editors reading the checkout can follow
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in PACKAGE_FOLDERS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "scaffold_templates" not in path.parts and str(path.relative_to(ROOT)) not in RUN_BY_PATH
+        for line in _absolute_package_imports(path)
+    ]
+    assert not found, "absolute pykemi imports inside the package: " + ", ".join(found)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .dns import DnsCache
 
 if TYPE_CHECKING:
-    from pykemi.runtime.sip.message import SipMessage
+    from ..sip.message import SipMessage
 
 Address = tuple[str, int]
 SendFn = Callable[[bytes, Address], None]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.sip.headers import parse_header_lines
-from pykemi.runtime.sip.reply import reply_address
+from ..sip.headers import parse_header_lines
+from ..sip.reply import reply_address
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import Address, MsgContext
+    from .context import Address, MsgContext
 
 
 def reply_headers(ctx: MsgContext, code: int) -> list[tuple[str, str]]:

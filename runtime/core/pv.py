@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core.log import L_ERR, log
-from pykemi.runtime.sip.message import parse_name_addr
-from pykemi.runtime.sip.uri import parse_uri
+from ..sip.message import parse_name_addr
+from ..sip.uri import parse_uri
+from .log import L_ERR, log
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from .context import MsgContext
 
 PvValue = str | int | None
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import re2
 
-from pykemi.runtime.core import log as klog
+from . import log as klog
 
 CACHE_SIZE = 256  # compiled patterns kept per process (least recently used dropped)
 MAX_MEM = 8 << 20  # RE2's memory budget per pattern (its default): bigger programs fail

@@ -9,7 +9,7 @@ import argparse
 import getpass
 import sys
 
-from pykemi.progress import Progress
+from ...progress import Progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, insert, table
 
-import pykemi.runtime.tm  # noqa: F401 - registers tm's Router hook before ours (wrapping order)
-from pykemi.runtime import router as _router
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import format_pv, get_pv
-from pykemi.runtime.db.engine import DbError, module_db
-from pykemi.runtime.db.url import DbUrlError
-from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.modules import params as _modparams
-from pykemi.runtime.sip.message import SipParseError, parse_message
+from .. import router as _router
+from .. import tm as _tm  # noqa: F401 - registers tm's Router hook before ours (wrapping order)
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.pv import format_pv, get_pv
+from ..db.engine import DbError, module_db
+from ..db.url import DbUrlError
+from ..dispatch import StartupError
+from ..sip.message import SipParseError, parse_message
+from . import params as _modparams
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 ORIGIN = "acc"
 

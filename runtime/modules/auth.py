@@ -34,14 +34,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime import router as _router
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import set_pv
-from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules import sl
-from pykemi.runtime.modules.auth_nonce import (
+from .. import router as _router
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.pv import set_pv
+from ..dispatch import StartupError
+from ..sip.headers import header_key
+from ..sip.nameaddr import SipParseError
+from ..sip.uri import parse_uri
+from . import params as _params
+from . import sl
+from .auth_nonce import (
     FLAG_NC,
     FLAG_OT,
     POOL_MASK,
@@ -49,13 +52,10 @@ from pykemi.runtime.modules.auth_nonce import (
     NonceTables,
     table_size,
 )
-from pykemi.runtime.sip.headers import header_key
-from pykemi.runtime.sip.nameaddr import SipParseError
-from pykemi.runtime.sip.uri import parse_uri
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
-    from pykemi.runtime.sip.message import Header
+    from ..core.context import MsgContext, ProcessState
+    from ..sip.message import Header
 
 ORIGIN = "auth"
 

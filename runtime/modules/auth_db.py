@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
-from pykemi.runtime import router as _router
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import set_pv
-from pykemi.runtime.db.engine import Database, DbError, module_db
-from pykemi.runtime.db.url import DbUrlError
-from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.modules import auth
-from pykemi.runtime.modules import params as _modparams
-from pykemi.runtime.sip.nameaddr import SipParseError
-from pykemi.runtime.sip.uri import parse_uri
+from .. import router as _router
+from ..core import log as klog
+from ..core.pv import set_pv
+from ..db.engine import Database, DbError, module_db
+from ..db.url import DbUrlError
+from ..dispatch import StartupError
+from ..sip.nameaddr import SipParseError
+from ..sip.uri import parse_uri
+from . import auth
+from . import params as _modparams
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 ORIGIN = "auth_db"
 

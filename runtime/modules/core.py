@@ -6,16 +6,16 @@ import hashlib
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.onsend import onsend_ok
-from pykemi.runtime.core.pv import msg_method, src_uri, uri_replace
-from pykemi.runtime.sip.message import SipMessage, Via
-from pykemi.runtime.sip.reply import relayed_reply_address
-from pykemi.runtime.sip.uri import parse_uri
-from pykemi.runtime.tcpconn import SND_F_ALIAS
+from ..core import log as klog
+from ..core.onsend import onsend_ok
+from ..core.pv import msg_method, src_uri, uri_replace
+from ..sip.message import SipMessage, Via
+from ..sip.reply import relayed_reply_address
+from ..sip.uri import parse_uri
+from ..tcpconn import SND_F_ALIAS
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MAX_FLAG = 31
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.sip.nameaddr import SipParseError
-from pykemi.runtime.sip.uri import parse_uri
+from ..core import log as klog
+from ..sip.nameaddr import SipParseError
+from ..sip.uri import parse_uri
+from . import params as _params
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MAX_XFLAG = 63  # Kamailio has 64 extended flags (KSR_XFLAGS_SIZE)
 

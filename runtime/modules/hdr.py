@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import NULL_TEXT, PvValue
-from pykemi.runtime.sip.headers import header_key, parse_header_lines
-from pykemi.runtime.sip.message import Header
+from ..core import log as klog
+from ..core.pv import NULL_TEXT, PvValue
+from ..sip.headers import header_key, parse_header_lines
+from ..sip.message import Header
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 HNAME_MAX = 124  # SR_KEMI_HNAME_SIZE - 4
 

@@ -19,19 +19,19 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.events import callback_name, faked_context, run_event
-from pykemi.runtime.core.pv import register_pv
-from pykemi.runtime.core.regex import compile_logged
-from pykemi.runtime.core.timer import TIMERS
-from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.usrloc.kv import KvStore, RedisKv, SqliteKv, Value
-from pykemi.runtime.usrloc.store import StoreError, new_shared_file
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.events import callback_name, faked_context, run_event
+from ..core.pv import register_pv
+from ..core.regex import compile_logged
+from ..core.timer import TIMERS
+from ..dispatch import StartupError
+from ..usrloc.kv import KvStore, RedisKv, SqliteKv, Value
+from ..usrloc.store import StoreError, new_shared_file
+from . import params as _params
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 MOD = "htable"
 STATE = "htable.state"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
+from ..core import log as klog
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 _SAVED = "kex_saved_debug"
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core.pv import (
+from ..core.pv import (
     NULL_TEXT,
     PROTO_IDS,
     PvValue,
@@ -22,11 +22,11 @@ from pykemi.runtime.core.pv import (
     src_uri,
     uri_part,
 )
-from pykemi.runtime.modules.pv import str2sint
-from pykemi.runtime.sip.message import parse_name_addr
+from ..sip.message import parse_name_addr
+from .pv import str2sint
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 Getter = Callable[["MsgContext"], PvValue]
 

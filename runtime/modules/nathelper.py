@@ -12,16 +12,16 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import set_pv
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.sip.message import Header, _split_list
-from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, parse_name_addr
-from pykemi.runtime.sip.uri import SipUri, parse_uri
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.pv import set_pv
+from ..sip.message import Header, _split_list
+from ..sip.nameaddr import NameAddr, SipParseError, parse_name_addr
+from ..sip.uri import SipUri, parse_uri
+from . import params as _params
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MOD = "nathelper"
 

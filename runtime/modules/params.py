@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime import router as _router
-from pykemi.runtime.config.modparams import PROC_KEY, collect, values
+from .. import router as _router
+from ..config.modparams import PROC_KEY, collect, values
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import ProcessState
+    from ..core.context import ProcessState
 
 HOOKS: dict[str, Callable[[Any], None]] = {}
 

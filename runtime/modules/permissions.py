@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, select, table
 
-from pykemi.runtime import router as _router
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import set_pv
-from pykemi.runtime.core.regex import Regex, RegexError, compile_pattern
-from pykemi.runtime.db.engine import Database, DbError, dispose_all, module_db
-from pykemi.runtime.db.url import DbUrlError
-from pykemi.runtime.dispatch import StartupError
-from pykemi.runtime.modules import params as _modparams
+from .. import router as _router
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.pv import set_pv
+from ..core.regex import Regex, RegexError, compile_pattern
+from ..db.engine import Database, DbError, dispose_all, module_db
+from ..db.url import DbUrlError
+from ..dispatch import StartupError
+from . import params as _modparams
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 ORIGIN = "permissions"
 STATE_KEY = "permissions.state"

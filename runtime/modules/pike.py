@@ -13,15 +13,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.timer import TIMERS
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.usrloc.kv import KvStore, SqliteKv
-from pykemi.runtime.usrloc.store import StoreError, new_shared_file
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.timer import TIMERS
+from ..usrloc.kv import KvStore, SqliteKv
+from ..usrloc.store import StoreError, new_shared_file
+from . import params as _params
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 MOD = "pike"
 STORE = "pike.store"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import NULL_TEXT, PvValue, get_spec, parse_pv_name, set_pv
+from ..core import log as klog
+from ..core.pv import NULL_TEXT, PvValue, get_spec, parse_pv_name, set_pv
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 

@@ -16,17 +16,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.context import FAILURE_ROUTE, REQUEST_ROUTE
-from pykemi.runtime.core.events import callback_name, faked_context, run_event
-from pykemi.runtime.core.pv import parse_pv_name, register_pv
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules import sl
-from pykemi.runtime.sip.message import _split_list
-from pykemi.runtime.sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
-from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, prepend_route
-from pykemi.runtime.sip.uri import parse_uri
-from pykemi.runtime.usrloc import (
+from ..core import log as klog
+from ..core.context import FAILURE_ROUTE, REQUEST_ROUTE
+from ..core.events import callback_name, faked_context, run_event
+from ..core.pv import parse_pv_name, register_pv
+from ..sip.message import _split_list
+from ..sip.nameaddr import NameAddr, SipParseError, get_param, parse_name_addr
+from ..sip.route_set import BRANCH_PATH, RURI_PATH, prepend_route
+from ..sip.uri import parse_uri
+from ..usrloc import (
     ON_EXPIRED,
     Q_UNSPECIFIED,
     STORE_KEY,
@@ -41,9 +39,11 @@ from pykemi.runtime.usrloc import (
     setup,
     use_domain,
 )
+from . import params as _params
+from . import sl
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext, ProcessState
+    from ..core.context import MsgContext, ProcessState
 
 MOD = "registrar"
 

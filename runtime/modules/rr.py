@@ -20,23 +20,23 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import get_pv
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules.core import check_self
-from pykemi.runtime.modules.textops import compile_re
-from pykemi.runtime.sip.message import Header
-from pykemi.runtime.sip.nameaddr import (
+from ..core import log as klog
+from ..core.pv import get_pv
+from ..sip.message import Header
+from ..sip.nameaddr import (
     SipParseError,
     format_params,
     has_param,
     parse_name_addr,
     split_unquoted,
 )
-from pykemi.runtime.sip.uri import SipUri, parse_uri
+from ..sip.uri import SipUri, parse_uri
+from . import params as _params
+from .core import check_self
+from .textops import compile_re
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MODULE = "rr"
 _params.register(MODULE)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules.rtpproxy import unavailable
+from . import params as _params
+from .rtpproxy import unavailable
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MOD = "rtpengine"
 SOCKETS = "rtpengine_sock"  # the modparam listing the proxies

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules import params as _params
+from ..core import log as klog
+from . import params as _params
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MOD = "rtpproxy"
 SOCKETS = "rtpproxy_sock"  # the modparam listing the proxies

@@ -17,15 +17,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules import sl
-from pykemi.runtime.sip.message import _split_list
-from pykemi.runtime.sip.nameaddr import SipParseError, parse_name_addr, split_unquoted
-from pykemi.runtime.sip.uri import parse_uri
+from ..core import log as klog
+from ..sip.message import _split_list
+from ..sip.nameaddr import SipParseError, parse_name_addr, split_unquoted
+from ..sip.uri import parse_uri
+from . import params as _params
+from . import sl
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MODULE = "sanity"
 

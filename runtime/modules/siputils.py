@@ -12,22 +12,22 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.modules import params as _params
-from pykemi.runtime.modules import sl
-from pykemi.runtime.modules.core import check_self
-from pykemi.runtime.sip.headers import header_key, is_token
-from pykemi.runtime.sip.message import _split_list  # comma split respecting quotes and <>
-from pykemi.runtime.sip.nameaddr import (
+from ..core import log as klog
+from ..sip.headers import header_key, is_token
+from ..sip.message import _split_list  # comma split respecting quotes and <>
+from ..sip.nameaddr import (
     SipParseError,
     get_param,
     has_param,
     parse_name_addr,
 )
-from pykemi.runtime.sip.uri import SipUri, parse_uri
+from ..sip.uri import SipUri, parse_uri
+from . import params as _params
+from . import sl
+from .core import check_self
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 MODULE = "siputils"
 _params.register(MODULE)

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.config.modparams import values as modparams
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.events import callback_name, run_event
-from pykemi.runtime.core.local_reply import local_reply_address, reply_body, reply_headers
-from pykemi.runtime.modules.core import forward_reply
-from pykemi.runtime.sip.reply import make_reply
+from ..config.modparams import values as modparams
+from ..core import log as klog
+from ..core.events import callback_name, run_event
+from ..core.local_reply import local_reply_address, reply_body, reply_headers
+from ..sip.reply import make_reply
+from .core import forward_reply
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 # set by tm (ctx.extra[TM_REPLY_HOOK]) when the request has a transaction: send_reply uses it
 TM_REPLY_HOOK = "tm_reply"

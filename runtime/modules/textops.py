@@ -14,16 +14,16 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import format_pv, set_pv
-from pykemi.runtime.core.regex import Match, Regex, compile_logged
-from pykemi.runtime.sip.headers import header_key, parse_header_lines
-from pykemi.runtime.sip.message import SipMessage, parse_message
-from pykemi.runtime.sip.nameaddr import SipParseError
-from pykemi.runtime.sip.uri import parse_uri
+from ..core import log as klog
+from ..core.pv import format_pv, set_pv
+from ..core.regex import Match, Regex, compile_logged
+from ..sip.headers import header_key, parse_header_lines
+from ..sip.message import SipMessage, parse_message
+from ..sip.nameaddr import SipParseError
+from ..sip.uri import parse_uri
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 ENC = "surrogateescape"
 DEFAULT_BOUNDARY = "unique-boundary-1"

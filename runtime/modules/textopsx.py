@@ -15,15 +15,15 @@ import fnmatch as _fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.regex import Regex, compile_logged, compile_pattern, escape, shown
-from pykemi.runtime.modules.textops import apply_text, body_str, compile_re, set_body_bytes
-from pykemi.runtime.sip.headers import header_key, parse_header_lines
-from pykemi.runtime.sip.message import Header
-from pykemi.runtime.sip.nameaddr import split_unquoted
+from ..core import log as klog
+from ..core.regex import Regex, compile_logged, compile_pattern, escape, shown
+from ..sip.headers import header_key, parse_header_lines
+from ..sip.message import Header
+from ..sip.nameaddr import split_unquoted
+from .textops import apply_text, body_str, compile_re, set_body_bytes
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 ITERATORS_MAX = 4
 # headers keep_hf() never removes (as Kamailio)

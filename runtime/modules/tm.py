@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.context import (
+from ..core import log as klog
+from ..core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
     FAILURE_ROUTE,
@@ -20,14 +20,14 @@ from pykemi.runtime.core.context import (
     REQUEST_ROUTE,
     TM_ONREPLY_ROUTE,
 )
-from pykemi.runtime.sip.message import SipParseError
-from pykemi.runtime.sip.uri import parse_uri
-from pykemi.runtime.tm import EXTRA_BRANCH, TM, Transaction, current, get_tm
-from pykemi.runtime.tm.core import status_regex
-from pykemi.runtime.tm.pvs import status_code
+from ..sip.message import SipParseError
+from ..sip.uri import parse_uri
+from ..tm import EXTRA_BRANCH, TM, Transaction, current, get_tm
+from ..tm.core import status_regex
+from ..tm.pvs import status_code
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 ORIGIN = "tm"
 TRUE, FALSE, ERROR = 1, -1, -1

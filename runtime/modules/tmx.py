@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.context import (
+from ..core import log as klog
+from ..core.context import (
     BRANCH_ROUTE,
     FAILURE_ROUTE,
     ONREPLY_ROUTE,
     REQUEST_ROUTE,
 )
-from pykemi.runtime.tm import EXTRA_BRANCH, TM, current, get_tm
-from pykemi.runtime.tm.transaction import Transaction
+from ..tm import EXTRA_BRANCH, TM, current, get_tm
+from ..tm.transaction import Transaction
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 ORIGIN = "tmx"
 TRUE, FALSE, ERROR = 1, -1, -1

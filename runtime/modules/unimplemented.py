@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pykemi.kemi.contract import CORE_MODULE
-from pykemi.kemi.model import NOT_IMPLEMENTED
+from ...kemi.contract import CORE_MODULE
+from ...kemi.model import NOT_IMPLEMENTED
 
 
 def _first_call(text: str, name: str) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.pv import format_pv
+from ..core import log as klog
+from ..core.pv import format_pv
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import MsgContext
+    from ..core.context import MsgContext
 
 LEVELS: dict[str, int] = {
     "l_alert": klog.L_ALERT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from pykemi.runtime.core import log as klog
+from ..core import log as klog
 
 # RFC 3261 7.3.3 plus the compact forms registered by later RFCs (IANA sip-parameters).
 COMPACT_FORMS: dict[str, str] = {

@@ -6,8 +6,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Sequence
 
-from pykemi.runtime.core.log import L_ERR, L_WARN, log
-
+from ..core.log import L_ERR, L_WARN, log
 from .message import Header, SipMessage, Via
 from .nameaddr import SipParseError, parse_name_addr
 

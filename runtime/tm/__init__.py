@@ -8,8 +8,7 @@ pseudo-variables are registered at the same time.
 
 from __future__ import annotations
 
-from pykemi.runtime import router as _router
-
+from .. import router as _router
 from . import pvs
 from .core import EXTRA_BRANCH, EXTRA_REPLY, EXTRA_T, TM, TM_KEY, current, get_tm
 from .stats import rpc_stats

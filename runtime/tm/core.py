@@ -24,8 +24,8 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import PROC_KEY, collect, spec_defaults
-from pykemi.runtime.core.context import (
+from ..config.modparams import PROC_KEY, collect, spec_defaults
+from ..core.context import (
     BRANCH_FAILURE_ROUTE,
     BRANCH_ROUTE,
     EVENT_ROUTE,
@@ -37,23 +37,22 @@ from pykemi.runtime.core.context import (
     MsgContext,
     ProcessState,
 )
-from pykemi.runtime.core.events import callback_name, run_event
-from pykemi.runtime.core.local_reply import local_reply_address, reply_body, reply_headers
-from pykemi.runtime.core.log import L_CRIT, L_DBG, L_ERR, L_WARN, log
-from pykemi.runtime.core.onsend import onsend_ok
-from pykemi.runtime.sip.headers import parse_header_lines
-from pykemi.runtime.sip.message import SipMessage, SipParseError, Via
-from pykemi.runtime.sip.reply import gen_to_tag, make_reply
-from pykemi.runtime.sip.route_set import BRANCH_PATH, RURI_PATH, swap_path
-from pykemi.runtime.sip.uri import parse_uri
-
+from ..core.events import callback_name, run_event
+from ..core.local_reply import local_reply_address, reply_body, reply_headers
+from ..core.log import L_CRIT, L_DBG, L_ERR, L_WARN, log
+from ..core.onsend import onsend_ok
+from ..sip.headers import parse_header_lines
+from ..sip.message import SipMessage, SipParseError, Via
+from ..sip.reply import gen_to_tag, make_reply
+from ..sip.route_set import BRANCH_PATH, RURI_PATH, swap_path
+from ..sip.uri import parse_uri
 from .stats import TmStats
 from .table import Tombstone, TransactionTable
 from .timers import TmTimer, TmTimers
 from .transaction import MAGIC, Branch, Transaction, invite_key, server_key
 
 if TYPE_CHECKING:
-    from pykemi.runtime.router import Router
+    from ..router import Router
 
 ORIGIN = "tm"
 EXTRA_T = "tm_t"  # ctx.extra: the transaction of this context

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pykemi.runtime.core.context import (
+from ..core.context import (
     BRANCH_FAILURE_ROUTE,
     FAILURE_ROUTE,
     ONREPLY_ROUTE,
     MsgContext,
 )
-from pykemi.runtime.core.pv import PvSpec, PvValue, get_pv, register_pv
-
+from ..core.pv import PvSpec, PvValue, get_pv, register_pv
 from .core import EXTRA_BRANCH, REASONS, current, get_tm
 from .transaction import Branch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pykemi.runtime.core.stats import Stats
+from ..core.stats import Stats
 
 GROUP = "tm"
 CLASSES = ("6xx", "5xx", "4xx", "3xx", "2xx")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .transaction import MAGIC, Transaction
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import Address, SendFn
+    from ..core.context import Address, SendFn
 
 
 @dataclass

@@ -16,8 +16,8 @@ import itertools
 import time
 from collections.abc import Callable
 
-from pykemi.runtime.core.log import L_ERR, log
-from pykemi.runtime.core.timer import TIMERS, TimerHandle, Timers
+from ..core.log import L_ERR, log
+from ..core.timer import TIMERS, TimerHandle, Timers
 
 # deadlines closer than this to the armed one reuse it (fewer global re-arms)
 _SLACK = 0.002

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.sip.message import SipMessage, SipParseError
-
+from ..sip.message import SipMessage, SipParseError
 from .timers import TmTimer
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import Address, MsgContext, SendFn
+    from ..core.context import Address, MsgContext, SendFn
 
 MAGIC = "z9hG4bK"
 

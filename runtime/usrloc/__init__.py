@@ -20,11 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pykemi.runtime.config.modparams import or_default
-from pykemi.runtime.core import log as klog
-from pykemi.runtime.core.timer import TIMERS
-from pykemi.runtime.modules import params as _params
-
+from ..config.modparams import or_default
+from ..core import log as klog
+from ..core.timer import TIMERS
+from ..modules import params as _params
 from .contact import (
     ALL_METHODS,
     Q_UNSPECIFIED,
@@ -37,7 +36,7 @@ from .contact import (
 from .store import MemoryStore, RedisStore, SqliteStore, Store, StoreError, new_shared_file
 
 if TYPE_CHECKING:
-    from pykemi.runtime.core.context import ProcessState
+    from ..core.context import ProcessState
 
 __all__ = [
     "ALL_METHODS",

@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import MetaData, and_, delete, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from pykemi.runtime.db.engine import Database, DbError
-from pykemi.runtime.db.schema import location
-
+from ..db.engine import Database, DbError
+from ..db.schema import location
 from .contact import Contact, sort_contacts
 from .store import R, Store, StoreError, UpdateFn, check_table
 
