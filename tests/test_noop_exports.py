@@ -266,3 +266,14 @@ def test_api_pages_say_what_is_not_implemented() -> None:
         name = f"KSR.tm.{name}"
         section = text.split(f"### {name} ", 1)[1].split("\n### ", 1)[0]
         assert "not implemented" in section, (name, section[:300])
+
+
+@pytest.mark.parametrize("name", ["via_add_srvid", "via_add_xavp_params", "via_use_xavp_fields"])
+def test_record_only_corex_exports_are_named(tmp_path: Path, name: str) -> None:
+    """corex's Via flags are recorded and change nothing: the API page and start-up say so."""
+    docs = Path(__file__).resolve().parent.parent / "generated" / "docs"
+    section = (docs / "corex.md").read_text().split(f"### KSR.corex.{name} ", 1)[1]
+    assert "not implemented" in section.split("\n### ", 1)[0]
+    script = USES_SCRIPT.replace("KSR.tm.t_load_contacts()", f"KSR.corex.{name}(1)")
+    warned = "\n".join(check_warnings(tmp_path, script, 'loadmodule "corex.so"\n'))
+    assert f"KSR.corex.{name} is called" in warned, warned

@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: a66742828bdc86e8
+ * Spec hash: 10766808e583a309
  */
 #include <stdlib.h>
 #include "kemi.h"

@@ -4,12 +4,12 @@
 /*
  * sr_kemi_t export tables, one per module, sentinel-terminated as in the
  * seed. func is NULL where the export is implemented in Python.
- * Spec hash: a66742828bdc86e8
+ * Spec hash: 10766808e583a309
  */
 #include "kemi.h"
 
 const ksr_host_api_t *ksr_host = NULL;
-const char kemi_spec_hash[] = "a66742828bdc86e8";
+const char kemi_spec_hash[] = "10766808e583a309";
 
 void kemi_module_init(const ksr_host_api_t *host)
 {

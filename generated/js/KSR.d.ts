@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash a66742828bdc86e8. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash 10766808e583a309. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -980,6 +980,8 @@ declare namespace KSR {
         /**
          * Add the server id to the local Via (recorded, no effect); 1.
          *
+         * Adding the server id to the local Via is not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
+         *
          * Module: corex (loadmodule "corex.so").
          * @param fval 1 to enable, 0 to disable
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -989,6 +991,8 @@ declare namespace KSR {
         /**
          * Add xavp fields as Via params (recorded, no effect); 1.
          *
+         * XAVPs are not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
+         *
          * Module: corex (loadmodule "corex.so").
          * @param fval 1 to enable, 0 to disable
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -997,6 +1001,8 @@ declare namespace KSR {
 
         /**
          * Use xavp fields for the local Via (recorded, no effect); 1.
+         *
+         * XAVPs are not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
          *
          * Module: corex (loadmodule "corex.so").
          * @param fval 1 to enable, 0 to disable

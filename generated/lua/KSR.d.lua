@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash a66742828bdc86e8. Never loaded by the router: add this folder to the
+-- spec hash 10766808e583a309. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -787,6 +787,8 @@ function KSR.corex.set_source_address(saddr) end
 
 ---Add the server id to the local Via (recorded, no effect); 1.
 ---
+---Adding the server id to the local Via is not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
+---
 ---Module: corex (loadmodule "corex.so").
 ---@param fval integer 1 to enable, 0 to disable
 ---@return integer
@@ -794,12 +796,16 @@ function KSR.corex.via_add_srvid(fval) end
 
 ---Add xavp fields as Via params (recorded, no effect); 1.
 ---
+---XAVPs are not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
+---
 ---Module: corex (loadmodule "corex.so").
 ---@param fval integer 1 to enable, 0 to disable
 ---@return integer
 function KSR.corex.via_add_xavp_params(fval) end
 
 ---Use xavp fields for the local Via (recorded, no effect); 1.
+---
+---XAVPs are not implemented in pykemi yet: the flag is recorded and the Via is unchanged.
 ---
 ---Module: corex (loadmodule "corex.so").
 ---@param fval integer 1 to enable, 0 to disable
