@@ -22,9 +22,11 @@ COMMENT: dict[str, str | None] = {
 }
 
 
-def environment() -> jinja2.Environment:
+def environment(templates: Path = TEMPLATES) -> jinja2.Environment:
+    """The one jinja2 setup of every template (StrictUndefined, no autoescape, exact
+    whitespace); ``templates`` is the folder: codegen's own, or the scaffold's."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -14,12 +14,11 @@ import re
 import sys
 from pathlib import Path
 
-import jinja2
-
 from ..kemi.contract import RESERVED_SUBMODULES
 from ..kemi.errors import SpecError
 from ..kemi.targets import TARGETS
 from .extension import builtins
+from .render import environment
 
 TEMPLATES = Path(__file__).resolve().parent / "scaffold_templates"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -65,14 +64,7 @@ def check_name(name: str) -> None:
 
 def files(name: str, impl: str) -> dict[str, str]:
     """Relative path -> content of the package for module ``name``."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    env = environment(TEMPLATES)
     package = f"pykemi_{name}"
     ctx = {"name": name, "impl": impl, "package": package, "dist": f"pykemi-{name}"}
     layout = {
