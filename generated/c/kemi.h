@@ -5,7 +5,7 @@
  * The KEMI C ABI of pykemi, as the seed describes it: C exports take the
  * message as sip_msg_t * followed by up to 6 int or str * parameters, and
  * return int (int/bool/none exports) or sr_kemi_xval_t * (xval exports).
- * Spec hash: 10766808e583a309
+ * Spec hash: 058fbd210f605edd
  */
 #ifndef PYKEMI_KEMI_H
 #define PYKEMI_KEMI_H

@@ -4,7 +4,7 @@
 /*
  * The slot (association) table and one trampoline per signature: a script
  * call reaches its C implementation by slot index, as in the seed.
- * Spec hash: 10766808e583a309
+ * Spec hash: 058fbd210f605edd
  */
 #include <stdlib.h>
 #include "kemi.h"

@@ -2,7 +2,7 @@
 // Do not edit: change the spec and run `kemi generate`.
 
 // TypeScript declarations of the KSR object for JavaScript routing scripts (jsdt engine),
-// spec hash 10766808e583a309. For editors and `tsc --noEmit --allowJs --checkJs`:
+// spec hash 058fbd210f605edd. For editors and `tsc --noEmit --allowJs --checkJs`:
 // add `/// <reference path="KSR.d.ts" />` to the script, or list this file in tsconfig.json.
 // A module's namespace exists at run time only when the config loads the module.
 
@@ -312,6 +312,8 @@ declare namespace KSR {
 
     /**
      * Add an rport parameter to the Via this server adds.
+     *
+     * Honoured by KSR.forward(); for requests relayed by tm it is not implemented in pykemi yet (their Via has no rport).
      *
      * Module: core (always available).
      * @returns a boolean: `true`/`false` in Lua, JavaScript, Ruby and Squirrel, `True`/`False` in Python.
@@ -935,6 +937,8 @@ declare namespace KSR {
         /**
          * Force the local socket for sending; 1, -1 if not a local socket.
          *
+         * Record-Route names the chosen socket; sending from it is not implemented in pykemi yet: requests leave from the socket that received them.
+         *
          * Module: corex (loadmodule "corex.so").
          * @param ssock Local socket, "proto:ip:port"
          * @returns an integer: > 0 success (true), < 0 failure (false), 0 stops the script (Kamailio's rule for integer return codes).
@@ -943,6 +947,8 @@ declare namespace KSR {
 
         /**
          * Force the local socket for sending by its name; 1 or -1.
+         *
+         * Record-Route names the chosen socket; sending from it is not implemented in pykemi yet: requests leave from the socket that received them.
          *
          * Module: corex (loadmodule "corex.so").
          * @param sname Socket name

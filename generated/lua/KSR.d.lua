@@ -3,7 +3,7 @@
 
 ---@meta KSR
 -- LuaLS / EmmyLua annotations of the KSR object for Lua routing scripts,
--- spec hash 10766808e583a309. Never loaded by the router: add this folder to the
+-- spec hash 058fbd210f605edd. Never loaded by the router: add this folder to the
 -- language server's workspace.library (or copy the file next to the script).
 -- A module's sub-table exists at run time only when the config loads the module.
 
@@ -270,6 +270,8 @@ function KSR.isdsturiset() end
 function KSR.force_rport() end
 
 ---Add an rport parameter to the Via this server adds.
+---
+---Honoured by KSR.forward(); for requests relayed by tm it is not implemented in pykemi yet (their Via has no rport).
 ---
 ---Module: core (always available).
 ---@return boolean
@@ -752,12 +754,16 @@ function KSR.corex.isxflagset(flag) end
 
 ---Force the local socket for sending; 1, -1 if not a local socket.
 ---
+---Record-Route names the chosen socket; sending from it is not implemented in pykemi yet: requests leave from the socket that received them.
+---
 ---Module: corex (loadmodule "corex.so").
 ---@param ssock string Local socket, "proto:ip:port"
 ---@return integer
 function KSR.corex.set_send_socket(ssock) end
 
 ---Force the local socket for sending by its name; 1 or -1.
+---
+---Record-Route names the chosen socket; sending from it is not implemented in pykemi yet: requests leave from the socket that received them.
 ---
 ---Module: corex (loadmodule "corex.so").
 ---@param sname string Socket name

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pykemi.runtime.engines import pyhost as _kemi_host
 
 __version__ = 1002
-SPEC_HASH = "10766808e583a309"
+SPEC_HASH = "058fbd210f605edd"
 _kemi_host.verify(SPEC_HASH)
 _kemi_slots = _kemi_host.SLOTS
 _kemi_check = _kemi_host.check
