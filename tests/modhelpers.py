@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.context import Address, MsgContext, ProcessState
+from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import parse_message
 
 
@@ -87,3 +91,25 @@ CSeq: 1 {method}
 {extra}Content-Length: 0
 
 """)
+
+
+def lua_router(
+    tmp: Path, script: str, modules: Sequence[str], *lines: str, head: Sequence[str] = ()
+) -> Router:
+    """An in-process Router (no sockets) on 127.0.0.1:5060 running the Lua ``script``, with
+    ``modules`` loaded (app_lua among them), ``head`` global lines and ``lines`` (modparams)."""
+    (tmp / "kamailio.lua").write_text(script, encoding="utf-8")
+    cfg_text = "\n".join(
+        [
+            "#!KAMAILIO",
+            *head,
+            "children=1",
+            "listen=udp:127.0.0.1:5060",
+            *[f'loadmodule "{m}.so"' for m in modules],
+            *lines,
+            'modparam("app_lua", "load", "kamailio.lua")',
+            'cfgengine "lua"',
+            "",
+        ]
+    )
+    return Router(parse_config_text(cfg_text, str(tmp / "kamailio.cfg")))

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.context import (
     BRANCH_ROUTE,
     CORE_ONREPLY_ROUTE,
@@ -29,10 +28,9 @@ from pykemi.runtime.core.context import (
     MsgContext,
 )
 from pykemi.runtime.core.log import LOG
-from pykemi.runtime.router import Router
 from pykemi.runtime.sip.message import parse_message
 
-from .modhelpers import crlf
+from .modhelpers import crlf, lua_router
 from .test_tm_unit import ME, UAC, UAS, Net, reply_to
 
 TABLE = Path(__file__).parent / "fixtures" / "return_codes.yaml"
@@ -283,25 +281,18 @@ SITUATIONS: dict[str, Callable[[Env], MsgContext]] = {
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("rc")
-    (tmp / "kamailio.lua").write_text(SCRIPT, encoding="utf-8")
-    cfg_text = "\n".join(
-        [
-            "#!KAMAILIO",
-            "debug=3",
-            "children=1",
-            "listen=udp:127.0.0.1:5060",
-            *[f'loadmodule "{m}.so"' for m in MODULES],
-            'modparam("htable", "htable", "t=>size=4;")',
-            'modparam("htable", "htable", "ti=>size=4;initval=0;")',
-            'modparam("app_lua", "load", "kamailio.lua")',
-            'cfgengine "lua"',
-            "",
-        ]
-    )
     old_stream, old_level = LOG.stream, LOG.level
     LOG.stream = io.StringIO()
     try:
-        yield Env(Net(Router(parse_config_text(cfg_text, str(tmp / "kamailio.cfg")))))
+        router = lua_router(
+            tmp,
+            SCRIPT,
+            MODULES,
+            'modparam("htable", "htable", "t=>size=4;")',
+            'modparam("htable", "htable", "ti=>size=4;initval=0;")',
+            head=["debug=3"],
+        )
+        yield Env(Net(router))
     finally:
         LOG.stream, LOG.level = old_stream, old_level
 

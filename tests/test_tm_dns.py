@@ -13,29 +13,18 @@ from typing import Any
 
 import pytest
 
-from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.log import LOG
-from pykemi.runtime.router import Router
 from pykemi.runtime.tm import TM, get_tm
+
+from .modhelpers import lua_router
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
 
 def make_tm(tmp: Path, *globals_: str) -> TM:
-    (tmp / "kamailio.lua").write_text("function ksr_request_route() end\n", encoding="utf-8")
-    cfg_text = "\n".join(
-        [
-            "#!KAMAILIO",
-            "children=1",
-            "listen=udp:127.0.0.1:5060",
-            *globals_,
-            *[f'loadmodule "{m}.so"' for m in ("tm", "sl", "kemix", "app_lua")],
-            'modparam("app_lua", "load", "kamailio.lua")',
-            'cfgengine "lua"',
-            "",
-        ]
-    )
-    tm = get_tm(Router(parse_config_text(cfg_text, str(tmp / "kamailio.cfg"))).proc)
+    modules = ("tm", "sl", "kemix", "app_lua")
+    router = lua_router(tmp, "function ksr_request_route() end\n", modules, head=globals_)
+    tm = get_tm(router.proc)
     assert tm is not None
     return tm
 

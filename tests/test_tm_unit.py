@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pykemi.runtime.config import parse_config_text
 from pykemi.runtime.core.log import LOG
 from pykemi.runtime.core.timer import Timers
 from pykemi.runtime.router import Router
@@ -18,7 +17,7 @@ from pykemi.runtime.tm.timers import TmTimers
 from pykemi.runtime.tm.transaction import Branch, invite_key, server_key
 
 from .kamailio_ref import api_list
-from .modhelpers import crlf
+from .modhelpers import crlf, lua_router
 
 UAC = ("127.0.0.1", 6000)
 UAS = ("127.0.0.1", 5080)
@@ -150,25 +149,17 @@ def reply_to(req: SipMessage, code: int, reason: str, tag: str = "uas1") -> byte
 
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[Net]:
-    (tmp_path / "kamailio.lua").write_text(SCRIPT, encoding="utf-8")
-    cfg_text = "\n".join(
-        [
-            "#!KAMAILIO",
-            "debug=3",
-            "children=1",
-            "listen=udp:127.0.0.1:5060",
-            *[f'loadmodule "{m}.so"' for m in ("tm", "tmx", "sl", "kemix", "app_lua")],
-            'modparam("tm", "fr_timer", 2000)',
-            'modparam("tm", "fr_inv_timer", 10000)',
-            'modparam("app_lua", "load", "kamailio.lua")',
-            'cfgengine "lua"',
-            "",
-        ]
-    )
     old_stream, old_level = LOG.stream, LOG.level
     LOG.stream = io.StringIO()
     try:
-        router = Router(parse_config_text(cfg_text, str(tmp_path / "kamailio.cfg")))
+        router = lua_router(
+            tmp_path,
+            SCRIPT,
+            ("tm", "tmx", "sl", "kemix", "app_lua"),
+            'modparam("tm", "fr_timer", 2000)',
+            'modparam("tm", "fr_inv_timer", 10000)',
+            head=["debug=3"],
+        )
         yield Net(router)
     finally:
         LOG.stream, LOG.level = old_stream, old_level
